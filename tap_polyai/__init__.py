@@ -1,0 +1,8 @@
+"""tap-polyai: a Singer tap for PolyAI conversations."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("tap-polyai")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0"

@@ -1,0 +1,178 @@
+"""HTTP to PolyAI: requests, pagination within one window, retries and rate limiting.
+
+Why not the SDK's RESTStream: it parses every page twice, ignores `Retry-After`, cannot stream
+a page, and fetches one request at a time. This client keeps the SDK's shape (one class owns
+requests and the retry policy; `errors.classify_response` owns what a status means) and adds
+what PolyAI needs:
+- a `RateGate` shared by all workers, so a 429's `Retry-After` pauses every request, not one;
+- exponential backoff with jitter for 5xx, resets, timeouts and broken bodies, bounded by
+  `max_retries`;
+- a page that fails halfway is fetched again from the same cursor, and conversations already
+  handed out from it are skipped, so a retry neither loses nor repeats records.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import typing as t
+
+import requests
+
+from tap_polyai import __version__
+from tap_polyai.errors import PolyAIError, RetriableError, classify_response
+from tap_polyai.pages import BrokenBodyError, NextPage, PageReader
+from tap_polyai.settings import Project, Settings
+from tap_polyai.windows import Window
+
+MAX_BACKOFF_SECONDS = 60.0
+
+# Transport failures worth retrying. requests wraps most urllib3 errors; a body cut short
+# while streaming surfaces as ChunkedEncodingError or ConnectionError.
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    BrokenBodyError,
+)
+
+
+class RateGate:
+    """A pause every worker honours: set by a 429's Retry-After, read before each request."""
+
+    def __init__(self, sleep: t.Callable[[float], None] = time.sleep) -> None:
+        self._lock = threading.Lock()
+        self._until = 0.0
+        self._sleep = sleep
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        while (remaining := self._until - time.monotonic()) > 0:
+            self._sleep(remaining)
+
+
+class PolyAIClient:
+    """Fetches every conversation of one window of one project, page by page."""
+
+    def __init__(self, settings: Settings, logger: logging.Logger) -> None:
+        self._settings = settings
+        self._logger = logger
+        self._local = threading.local()
+        self.gate = RateGate()
+
+    def _session(self) -> requests.Session:
+        # requests.Session is not safe to share between threads: one per worker thread.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = f"tap-polyai/{__version__}"
+            self._local.session = session
+        return session
+
+    def url(self, project: Project) -> str:
+        s = self._settings
+        return (
+            f"{s.base_url}/{s.api_version}/{project.account_id}/{project.project_id}/conversations"
+        )
+
+    def window_params(self, window: Window) -> dict[str, t.Any]:
+        """Every filter of one window; identical on each of its pages, as the API requires."""
+        s = self._settings
+        params: dict[str, t.Any] = {
+            "start_time": window.start_param,
+            "end_time": window.end_param,
+            "limit": s.page_size,
+            "client_env": s.client_env,
+            "include_latency": "true" if s.include_latency else "false",
+        }
+        if s.channels:
+            params["channel"] = list(s.channels)
+        if s.variant_id:
+            params["variant_id"] = s.variant_id
+        if s.variant_name:
+            params["variant_name"] = s.variant_name
+        return params
+
+    def conversations(self, project: Project, window: Window) -> t.Iterator[dict[str, t.Any]]:
+        """Yield the raw conversations of `window`, each page read once, in API order."""
+        params = self.window_params(window)
+        page: NextPage | None = None
+        seen_pages: set[NextPage] = set()
+        while True:
+            reader = yield from self._page(project, {**params, **(page.params() if page else {})})
+            page = reader.next_page
+            if page is None:
+                return
+            if page in seen_pages:
+                # A cursor that comes back would page forever; stop loudly instead.
+                msg = f"Project {project.label}: the API repeated a page token; stopping."
+                raise PolyAIError(msg)
+            seen_pages.add(page)
+
+    def _page(
+        self, project: Project, params: dict[str, t.Any]
+    ) -> t.Generator[dict[str, t.Any], None, PageReader]:
+        handed_out: set[str] = set()
+        attempt = 0
+        while True:
+            self.gate.wait()
+            try:
+                with self._session().get(
+                    self.url(project),
+                    params=params,
+                    headers={"x-api-key": project.api_key, "Accept": "application/json"},
+                    timeout=self._settings.request_timeout_seconds,
+                    stream=True,
+                ) as response:
+                    classify_response(response, project)
+                    reader = PageReader(response)
+                    for conversation in reader.conversations():
+                        conversation_id = str(conversation.get("id"))
+                        if conversation_id in handed_out:
+                            continue
+                        handed_out.add(conversation_id)
+                        yield conversation
+                    return reader
+            except (RetriableError, *_TRANSIENT) as exc:
+                attempt += 1
+                reason = _reason(exc)
+                if attempt > self._settings.max_retries:
+                    msg = (
+                        f"Project {project.label}: giving up after {attempt} attempts "
+                        f"(setting 'max_retries' = {self._settings.max_retries}); last: {reason}"
+                    )
+                    raise PolyAIError(msg) from None
+                retry_after = getattr(exc, "retry_after", None)
+                if retry_after is not None:
+                    self.gate.pause(retry_after)
+                    delay = retry_after
+                else:
+                    delay = self._backoff(attempt)
+                self._logger.warning(
+                    "Project %s: %s; retry %d/%d in %.1f s",
+                    project.label,
+                    reason,
+                    attempt,
+                    self._settings.max_retries,
+                    delay,
+                )
+                if retry_after is None:
+                    time.sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential with jitter: base * 2^(attempt-1), capped, times 0.5..1."""
+        ceiling = min(MAX_BACKOFF_SECONDS, self._settings.retry_base_seconds * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause for logs: the exception type and its message, which hold no key or body."""
+    if isinstance(exc, (RetriableError, BrokenBodyError)):
+        return str(exc)
+    return f"{type(exc).__name__} while talking to the API"

@@ -1,0 +1,109 @@
+"""The one place that decides what an HTTP answer from PolyAI means.
+
+Every response goes through `classify_response`: 2xx passes, 429 and 5xx are retriable, every
+other status is fatal with a message a data engineer can act on. Messages name the project,
+the HTTP status, the host and PolyAI's `error_code` / `error_id` (the correlation id support
+asks for). They never carry the API key, and never the response body beyond PolyAI's own
+error fields (a body can hold transcripts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import typing as t
+from urllib.parse import urlsplit
+
+import requests
+
+from tap_polyai.settings import Project
+
+MAX_RETRY_AFTER_SECONDS = 900.0
+
+
+class PolyAIError(Exception):
+    """A failure the sync cannot recover from; its message is safe to log."""
+
+
+class RetriableError(Exception):
+    """A failure worth another attempt; `retry_after` is PolyAI's requested wait, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _envelope(response: requests.Response) -> dict[str, t.Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def describe_envelope(response: requests.Response) -> str:
+    """PolyAI's error fields, for the end of an error message."""
+    body = _envelope(response)
+    error_id = body.get("error_id") or response.headers.get("X-PolyAI-Correlation-Id")
+    parts = []
+    if body.get("error_code"):
+        parts.append(f"error_code={body['error_code']}")
+    message = body.get("error_message") or body.get("error")
+    if message:
+        parts.append(f"error_message={str(message)[:300]!r}")
+    if error_id:
+        parts.append(f"error_id={error_id}")
+    return ", ".join(parts) if parts else "no PolyAI error envelope in the response"
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        seconds = (when - (now or dt.datetime.now(dt.timezone.utc))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def classify_response(response: requests.Response, project: Project) -> None:
+    """Return on success; raise RetriableError or PolyAIError otherwise."""
+    status = response.status_code
+    if status < 400:
+        return
+    host = urlsplit(response.url).netloc
+    where = f"Project {project.label}: HTTP {status} from {host}"
+    if status == 429:
+        raise RetriableError(
+            f"{where} (rate limited)",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if status >= 500:
+        raise RetriableError(f"{where} (server error; {describe_envelope(response)})")
+    if status in (401, 403):
+        hint = (
+            "the API key was rejected"
+            if status == 401
+            else "the API key is not allowed to read this project"
+        )
+        raise PolyAIError(
+            f"{where}: {hint}. v3 keys are scoped to one project and one region: check that "
+            "'api_key' (or this entry's 'api_key' in 'projects') belongs to this project, and "
+            f"that 'region' (or 'api_url') points at the region the project lives in. "
+            f"{describe_envelope(response)}"
+        )
+    if status == 404:
+        raise PolyAIError(
+            f"{where}: account '{project.account_id}' / project '{project.project_id}' not "
+            f"found on this host. Check 'account_id' (Workspace ID), 'project_id' (Agent ID) "
+            f"and 'region'/'api_url'. {describe_envelope(response)}"
+        )
+    raise PolyAIError(f"{where}: request refused. {describe_envelope(response)}")

@@ -1,0 +1,92 @@
+"""Singer schemas of the streams, from PolyAI's v3 OpenAPI (ConversationSummaryResponse,
+ConversationTurn) plus `barge_in`, which PolyAI's prose documents and the OpenAPI omits.
+
+Every property is nullable except the keys: PolyAI returns "" or null for absent values and
+the schema must admit both. `state` is free-form JSON, so warehouses get one JSON column
+(jsonb, VARIANT) rather than a column per agent variable. `records.py` checks each record
+against the same field list, so what the tap emits always matches what it announces.
+"""
+
+from __future__ import annotations
+
+from singer_sdk import typing as th
+
+_STRING_OR_STRINGS = {
+    "anyOf": [
+        {"type": ["string", "null"]},
+        {"type": "array", "items": {"type": "string"}},
+    ]
+}
+
+_FREE_JSON_OBJECT = {"type": ["object", "null"], "additionalProperties": True}
+
+# name -> JSON schema of one turn field; shared by the nested `turns` and `conversation_turns`.
+TURN_PROPERTIES: dict[str, th.JSONTypeHelper] = {
+    "user_input": th.StringType(),
+    "user_input_dtmf": th.StringType(),
+    "user_input_datetime": th.DateTimeType(),
+    "agent_response": th.StringType(),
+    "agent_response_datetime": th.DateTimeType(),
+    "latency": th.NumberType(),
+    "translated_user_input": th.StringType(),
+    "english_agent_response": th.StringType(),
+    "intents": th.ArrayType(th.StringType),
+    "entities": th.ArrayType(
+        th.CustomType({"type": ["object", "null"], "additionalProperties": _STRING_OR_STRINGS})
+    ),
+    "is_ood": th.BooleanType(),
+    "is_silence": th.BooleanType(),
+    "barge_in": th.BooleanType(),
+}
+
+
+def _properties(fields: dict[str, th.JSONTypeHelper]) -> list[th.Property]:
+    return [th.Property(name, type_) for name, type_ in fields.items()]
+
+
+TURN = th.ObjectType(*_properties(TURN_PROPERTIES))
+
+CONVERSATION_PROPERTIES: dict[str, th.JSONTypeHelper] = {
+    "account_id": th.StringType(),
+    "project_id": th.StringType(),
+    "variant_id": th.StringType(),
+    "variant_name": th.StringType(),
+    "environment": th.StringType(),
+    "started_at": th.DateTimeType(),
+    "channel": th.StringType(),
+    "from_number": th.StringType(),
+    "to_number": th.StringType(),
+    "in_progress": th.BooleanType(),
+    "num_turns": th.IntegerType(),
+    "total_duration": th.IntegerType(),
+    "polyai_duration": th.IntegerType(),
+    "handoff": th.BooleanType(),
+    "handoff_reason": th.StringType(),
+    "handoff_destination": th.StringType(),
+    "num_silences": th.IntegerType(),
+    "num_ood": th.IntegerType(),
+    "metrics": th.CustomType(
+        {"type": ["object", "null"], "additionalProperties": _STRING_OR_STRINGS}
+    ),
+    "state": th.CustomType(_FREE_JSON_OBJECT),
+    "turns": th.ArrayType(TURN),
+}
+
+CONVERSATIONS_SCHEMA = th.PropertiesList(
+    th.Property("id", th.StringType, required=True, description="Conversation ID."),
+    *_properties(CONVERSATION_PROPERTIES),
+).to_dict()
+
+CONVERSATION_TURNS_SCHEMA = th.PropertiesList(
+    th.Property("conversation_id", th.StringType, required=True),
+    th.Property(
+        "turn_index",
+        th.IntegerType,
+        required=True,
+        description="0-based position in the conversation's `turns`.",
+    ),
+    th.Property("account_id", th.StringType),
+    th.Property("project_id", th.StringType),
+    th.Property("started_at", th.DateTimeType, description="The conversation's `started_at`."),
+    *_properties(TURN_PROPERTIES),
+).to_dict()
