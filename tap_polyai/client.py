@@ -40,6 +40,10 @@ _TRANSIENT = (
 )
 
 
+class Cancelled(Exception):
+    """The sync is stopping; this worker should not start another request."""
+
+
 class RateGate:
     """A pause every worker honours: set by a 429's Retry-After, read before each request."""
 
@@ -99,13 +103,20 @@ class PolyAIClient:
             params["variant_name"] = s.variant_name
         return params
 
-    def conversations(self, project: Project, window: Window) -> t.Iterator[dict[str, t.Any]]:
-        """Yield the raw conversations of `window`, each page read once, in API order."""
+    def conversations(
+        self, project: Project, window: Window, stop: threading.Event | None = None
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Yield the raw conversations of `window`, each page read once, in API order.
+
+        Once `stop` is set (another window failed, or the consumer left) no new request starts.
+        """
         params = self.window_params(window)
         page: NextPage | None = None
         seen_pages: set[NextPage] = set()
         while True:
-            reader = yield from self._page(project, {**params, **(page.params() if page else {})})
+            reader = yield from self._page(
+                project, {**params, **(page.params() if page else {})}, stop
+            )
             page = reader.next_page
             if page is None:
                 return
@@ -116,12 +127,14 @@ class PolyAIClient:
             seen_pages.add(page)
 
     def _page(
-        self, project: Project, params: dict[str, t.Any]
+        self, project: Project, params: dict[str, t.Any], stop: threading.Event | None
     ) -> t.Generator[dict[str, t.Any], None, PageReader]:
         handed_out: set[str] = set()
         attempt = 0
         while True:
             self.gate.wait()
+            if stop is not None and stop.is_set():
+                raise Cancelled
             try:
                 with self._session().get(
                     self.url(project),
@@ -141,7 +154,7 @@ class PolyAIClient:
                     return reader
             except (RetriableError, *_TRANSIENT) as exc:
                 attempt += 1
-                reason = _reason(exc)
+                reason = _reason(exc, project)
                 if attempt > self._settings.max_retries:
                     msg = (
                         f"Project {project.label}: giving up after {attempt} attempts "
@@ -155,8 +168,7 @@ class PolyAIClient:
                 else:
                     delay = self._backoff(attempt)
                 self._logger.warning(
-                    "Project %s: %s; retry %d/%d in %.1f s",
-                    project.label,
+                    "%s; retry %d/%d in %.1f s",
                     reason,
                     attempt,
                     self._settings.max_retries,
@@ -171,8 +183,10 @@ class PolyAIClient:
         return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, project: Project) -> str:
     """A short cause for logs: the exception type and its message, which hold no key or body."""
-    if isinstance(exc, (RetriableError, BrokenBodyError)):
+    if isinstance(exc, RetriableError):
         return str(exc)
-    return f"{type(exc).__name__} while talking to the API"
+    if isinstance(exc, BrokenBodyError):
+        return f"Project {project.label}: broken response body: {exc}"
+    return f"Project {project.label}: {type(exc).__name__} while talking to the API"

@@ -30,20 +30,20 @@ class _Stopped(Exception):
     """The consumer went away; the worker should stop quietly."""
 
 
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
 def fetch_in_order(
     windows: t.Sequence[W],
-    fetch: t.Callable[[W], t.Iterable[R]],
+    fetch: t.Callable[[W, threading.Event], t.Iterable[R]],
     concurrency: int,
 ) -> t.Iterator[tuple[W, t.Iterator[R]]]:
-    """Yield `(window, records)` in order; consume `records` fully before the next window."""
+    """Yield `(window, records)` in order; consume `records` fully before the next window.
+
+    `fetch(window, stop)` should give up early once `stop` is set: after any failure, or when
+    the consumer leaves, no worker starts another request.
+    """
     if not windows:
         return
     stop = threading.Event()
+    failures: list[BaseException] = []
     queues: list[queue.Queue[t.Any]] = [queue.Queue(_QUEUE_BATCHES) for _ in windows]
 
     def put(q: queue.Queue[t.Any], item: object) -> None:
@@ -58,9 +58,11 @@ def fetch_in_order(
 
     def work(index: int) -> None:
         q = queues[index]
+        if stop.is_set():
+            return
         try:
             batch: list[R] = []
-            for record in fetch(windows[index]):
+            for record in fetch(windows[index], stop):
                 batch.append(record)
                 if len(batch) >= _BATCH:
                     put(q, batch)
@@ -71,18 +73,20 @@ def fetch_in_order(
         except _Stopped:
             return
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
-            try:
-                put(q, _Failure(exc))
-            except _Stopped:
-                return
+            if not stop.is_set():  # else: this worker was told to stop, that is no failure
+                failures.append(exc)
+                stop.set()  # no other window needs to go on: the sync is failing
 
     def drain(q: queue.Queue[t.Any]) -> t.Iterator[R]:
         while True:
-            item = q.get()
+            try:
+                item = q.get(timeout=0.2)
+            except queue.Empty:
+                if failures:
+                    raise failures[0] from None
+                continue
             if item is _DONE:
                 return
-            if isinstance(item, _Failure):
-                raise item.error
             yield from item
 
     executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="polyai")

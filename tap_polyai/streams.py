@@ -88,11 +88,11 @@ class ConversationsStream(Stream):
             len(windows),
             self._settings.window,
         )
-        hold = BookmarkHold(self._settings, started, self.logger)
+        hold = BookmarkHold(self._settings, end, self.logger)
         total = 0
         for window, raw_records in fetch_in_order(
             windows,
-            lambda w: self._client.conversations(project, w),
+            lambda w, stop: self._client.conversations(project, w, stop),
             self._settings.max_concurrency,
         ):
             count = 0

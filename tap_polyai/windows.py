@@ -72,8 +72,8 @@ def plan_windows(start: dt.datetime, end: dt.datetime, size: dt.timedelta) -> li
 class BookmarkHold:
     """Tracks the earliest in-progress conversation that must be read again next run."""
 
-    def __init__(self, settings: Settings, sync_started_at: dt.datetime, logger: logging.Logger):
-        self._oldest_held = sync_started_at - settings.in_progress_hold
+    def __init__(self, settings: Settings, range_end: dt.datetime, logger: logging.Logger):
+        self._oldest_held = range_end - settings.in_progress_hold
         self._logger = logger
         self.held_at: dt.datetime | None = None
 

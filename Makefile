@@ -1,0 +1,40 @@
+# One entry point for people and CI. `make test` bootstraps its own virtualenv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: bootstrap lint format test demo emulator bench clean
+
+$(STAMP): pyproject.toml
+	@echo "==> bootstrapping $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e . --group dev
+	@touch $(STAMP)
+
+bootstrap: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check tap_polyai tests benchmarks
+	$(BIN)/ruff format --check tap_polyai tests benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format tap_polyai tests benchmarks
+	$(BIN)/ruff check --fix tap_polyai tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -n 2 -q
+
+demo: $(STAMP)
+	@bash scripts/demo.sh
+
+emulator: $(STAMP)
+	$(BIN)/polyai-emulator --port 8765
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .meltano output .pytest_cache .mypy_cache .ruff_cache

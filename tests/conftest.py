@@ -1,0 +1,74 @@
+"""Shared fixtures: an emulator with known data, and a matching tap config."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+import pytest
+
+from tap_polyai.emulator import Clock, Emulator, generate_conversations
+
+# The emulated "now": in the past, so that `end_date` can always be set to it (the tap caps
+# the range at its own start time) and the tap's clock and the emulator's agree.
+NOW = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)).replace(
+    minute=0, second=0, microsecond=0
+)
+DATA_START = NOW - dt.timedelta(days=3)
+ACCOUNT = "ws-acme"
+PROJECTS = ("PROJECT-alpha", "PROJECT-beta")
+KEYS = {"PROJECT-alpha": "key-alpha-9f3b2c", "PROJECT-beta": "key-beta-77d1e0"}
+
+
+def iso(value: dt.datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def make_emulator(**kwargs: t.Any) -> Emulator:
+    """Two projects with their own keys; alpha pages by cursor, beta by offset (v2-like)."""
+    emulator = Emulator(
+        clock=Clock(NOW),
+        api_keys={(ACCOUNT, p): KEYS[p] for p in PROJECTS},
+        pagination={(ACCOUNT, "PROJECT-alpha"): "cursor", (ACCOUNT, "PROJECT-beta"): "offset"},
+        **kwargs,
+    )
+    for seed, project in enumerate(PROJECTS):
+        emulator.add_conversations(
+            ACCOUNT,
+            project,
+            generate_conversations(
+                ACCOUNT,
+                project,
+                count=240,
+                start=DATA_START,
+                end=NOW,
+                seed=seed,
+                in_progress=3,
+                late=3,
+            ),
+        )
+    return emulator
+
+
+@pytest.fixture
+def emulator() -> t.Iterator[Emulator]:
+    with make_emulator() as emu:
+        yield emu
+
+
+def tap_config(emulator: Emulator, **overrides: t.Any) -> dict[str, t.Any]:
+    config: dict[str, t.Any] = {
+        "api_url": emulator.base_url,
+        "projects": [
+            {"account_id": ACCOUNT, "project_id": "PROJECT-alpha"},
+            {"account_id": ACCOUNT, "project_id": "PROJECT-beta", "api_key": KEYS["PROJECT-beta"]},
+        ],
+        "api_key": KEYS["PROJECT-alpha"],
+        "start_date": iso(DATA_START - dt.timedelta(hours=1)),
+        "end_date": iso(emulator.clock.now()),
+        "page_size": 20,
+        "window_hours": 12,
+        "retry_base_seconds": 0.01,
+    }
+    config.update(overrides)
+    return config
