@@ -1,4 +1,4 @@
-"""The `conversations` stream (and, fed from the same pages, `conversation_turns`).
+"""The `conversations` stream and `conversation_turns`, fed from the same pages.
 
 Data flows one way: settings -> windows per project (`windows.py`) -> pages (`client.py`,
 `pages.py`) -> records (`records.py`) -> a STATE checkpoint per finished window.
@@ -22,7 +22,7 @@ from singer_sdk.helpers._typing import TypeConformanceLevel
 from tap_polyai.client import PolyAIClient
 from tap_polyai.fetcher import fetch_in_order
 from tap_polyai.records import RecordConformer
-from tap_polyai.schema import CONVERSATIONS_SCHEMA
+from tap_polyai.schema import CONVERSATION_TURNS_SCHEMA, CONVERSATIONS_SCHEMA
 from tap_polyai.settings import Settings
 from tap_polyai.windows import BookmarkHold, isoformat, plan_windows, read_range
 
@@ -69,6 +69,18 @@ class ConversationsStream(Stream):
     ) -> None:
         """Switched off: the bookmark moves only in `_checkpoint`, after a complete window."""
 
+    def generate_child_contexts(
+        self, record: Record, context: Context | None
+    ) -> t.Iterable[Context | None]:
+        """None: the SDK must not run a child sync per conversation (see ConversationTurnsStream)."""
+        return ()
+
+    def _turns_stream(self) -> ConversationTurnsStream | None:
+        for child in self.child_streams:
+            if isinstance(child, ConversationTurnsStream) and child.selected:
+                return child
+        return None
+
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         assert context is not None, "conversations is always synced per project partition"
         project = next(
@@ -89,6 +101,9 @@ class ConversationsStream(Stream):
             self._settings.window,
         )
         hold = BookmarkHold(self._settings, end, self.logger)
+        turns = self._turns_stream()
+        if turns is not None:
+            turns.announce()
         total = 0
         for window, raw_records in fetch_in_order(
             windows,
@@ -100,6 +115,8 @@ class ConversationsStream(Stream):
                 record = self._conformer.conform(raw, project.label)
                 hold.observe(record)
                 count += 1
+                if turns is not None:
+                    turns.emit_turns_of(record)
                 yield record
             total += count
             self._checkpoint(context, hold.bookmark_after(window))
@@ -120,3 +137,55 @@ class ConversationsStream(Stream):
         state["replication_key"] = REPLICATION_KEY
         state["replication_key_value"] = isoformat(bookmark)
         self.finalize_state_progress_markers(state)
+
+
+class ConversationTurnsStream(Stream):
+    """One row per turn, for analysts; built from the pages `conversations` already fetched.
+
+    Declared as a child of `conversations` so that selecting only this stream still runs the
+    fetch. The SDK's child machinery is not used to sync it: that would run one child sync per
+    conversation, each writing a SCHEMA and a STATE message and logging the whole context
+    (transcript text). Instead `ConversationsStream` calls `announce` once per partition and
+    `emit_turns_of` per conversation, before the conversation itself is written (so a
+    deselected `conversations.turns` property still feeds this stream). Its bookmark is the
+    parent's: turns are re-emitted whenever their conversation is re-read, so the turns of a
+    finished call replace the partial ones (upsert on `conversation_id`, `turn_index`).
+    """
+
+    name = "conversation_turns"
+    parent_stream_type = ConversationsStream
+    primary_keys = ("conversation_id", "turn_index")
+    replication_key = REPLICATION_KEY
+    is_sorted = False
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    schema = CONVERSATION_TURNS_SCHEMA
+    TYPE_CONFORMANCE_LEVEL = (
+        TypeConformanceLevel.NONE
+    )  # turns were validated with their conversation
+
+    _announced = False
+
+    def announce(self) -> None:
+        """Write this stream's SCHEMA, once per sync."""
+        if not self._announced:
+            self._announced = True
+            self._write_schema_message()
+
+    def emit_turns_of(self, conversation: Record) -> None:
+        head = {
+            "conversation_id": conversation["id"],
+            "account_id": conversation.get("account_id"),
+            "project_id": conversation.get("project_id"),
+            "started_at": conversation["started_at"],
+        }
+        for index, turn in enumerate(conversation.get("turns") or ()):
+            self._write_record_message({**head, "turn_index": index, **turn})
+
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
+        """No state of its own: the parent's per-project bookmark governs both streams."""
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Never called by the SDK: records come through `emit_turns_of`."""
+        return ()

@@ -10,7 +10,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
 from tap_polyai.settings import CONFIG_SCHEMA, Settings, load_settings
-from tap_polyai.streams import ConversationsStream
+from tap_polyai.streams import ConversationsStream, ConversationTurnsStream
 
 
 class TapPolyAI(Tap):
@@ -33,7 +33,7 @@ class TapPolyAI(Tap):
         return load_settings(self.config)
 
     def discover_streams(self) -> list[Stream]:
-        return [ConversationsStream(self)]
+        return [ConversationsStream(self), ConversationTurnsStream(self)]
 
 
 if __name__ == "__main__":
