@@ -1,0 +1,90 @@
+"""Fault injection: one-shot failures consumed by the next matching API requests.
+
+Why a queue of one-shot faults: retry logic is tested by saying "the next request fails like
+this, then things recover" and asserting on the request log, without timing games. Faults are
+taken in FIFO order by API requests only (never by the ``/_emulator/`` admin endpoints), and
+can be restricted to one project. ``latency_ms`` is the persistent per-request delay used by
+benchmarks to make page round-trips realistic.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["FAULT_KINDS", "Fault", "Faults", "RetryAfter"]
+
+FAULT_KINDS = ("rate_limit", "server_error", "truncate", "reset", "invalid_json", "latency")
+
+#: ``Retry-After`` value: seconds (int/float/str sent verbatim), an absolute ``datetime`` or a
+#: ``timedelta`` from the real wall-clock time (both sent as an HTTP-date), or None (no header).
+RetryAfter = int | float | str | datetime | timedelta | None
+
+
+@dataclass
+class Fault:
+    """One queued fault. ``times`` is how many more requests it will hit."""
+
+    kind: str
+    times: int = 1
+    project_id: str | None = None
+    status: int = 500  # server_error: 500, 502, 503 or 504
+    retry_after: RetryAfter = "1"  # rate_limit
+    seconds: float = 1.0  # latency
+    chunked: bool | None = None  # truncate: None = whatever the response would have used
+
+
+class Faults:
+    """Thread-safe FIFO of :class:`Fault` plus the persistent ``latency_ms`` setting."""
+
+    def __init__(self, latency_ms: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[Fault] = []
+        self.latency_ms = latency_ms
+
+    def add(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        project_id: str | None = None,
+        status: int = 500,
+        retry_after: RetryAfter = "1",
+        seconds: float = 1.0,
+        chunked: bool | None = None,
+    ) -> Fault:
+        """Queue a fault for the next ``times`` matching requests and return it."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        if kind == "server_error" and not 500 <= status <= 599:
+            raise ValueError("server_error status must be 5xx")
+        fault = Fault(kind, times, project_id, status, retry_after, seconds, chunked)
+        with self._lock:
+            self._queue.append(fault)
+        return fault
+
+    def take(self, project_id: str | None) -> Fault | None:
+        """Consume one use of the first fault matching ``project_id`` (None if none)."""
+        with self._lock:
+            for i, fault in enumerate(self._queue):
+                if fault.project_id is None or fault.project_id == project_id:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        del self._queue[i]
+                    return fault
+        return None
+
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return list(self._queue)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(f.times for f in self._queue)
