@@ -74,15 +74,13 @@ class PageReader:
     def _stream(self) -> t.Iterator[dict[str, t.Any]]:
         # Three C-level parsers over the same bytes: one builds conversations one by one, the
         # others pick out the two top-level scalars wherever they sit. No Python per JSON event.
-        conversations: list[t.Any] = []
-        cursors: list[t.Any] = []
-        offsets: list[t.Any] = []
+        conversations = ijson.sendable_list()
+        cursors = ijson.sendable_list()
+        offsets = ijson.sendable_list()
         parsers = [
-            ijson.items_coro(
-                ijson.sendable_list(conversations), "conversations.item", use_float=True
-            ),
-            ijson.items_coro(ijson.sendable_list(cursors), "cursor"),
-            ijson.items_coro(ijson.sendable_list(offsets), "next_offset"),
+            ijson.items_coro(conversations, "conversations.item", use_float=True),
+            ijson.items_coro(cursors, "cursor"),
+            ijson.items_coro(offsets, "next_offset"),
         ]
         try:
             for chunk in self._response.iter_content(_CHUNK_BYTES):

@@ -72,7 +72,7 @@ class ConversationsStream(Stream):
     def generate_child_contexts(
         self, record: Record, context: Context | None
     ) -> t.Iterable[Context | None]:
-        """None: the SDK must not run a child sync per conversation (see ConversationTurnsStream)."""
+        """None: no SDK child sync per conversation (see ConversationTurnsStream)."""
         return ()
 
     def _turns_stream(self) -> ConversationTurnsStream | None:

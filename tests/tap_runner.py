@@ -49,7 +49,9 @@ class TapRun:
 
 def parse_messages(stdout: bytes | str) -> list[dict[str, t.Any]]:
     text = stdout.decode() if isinstance(stdout, bytes) else stdout
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    # Split on "\n" only, as Singer targets do: str.splitlines() would also split on U+0085 and
+    # U+2028, which JSON carries unescaped inside strings.
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 def run_tap(

@@ -166,3 +166,10 @@ def test_a_sync_killed_with_sigkill_resumes_at_its_last_checkpoint(tmp_path: t.A
             if r["project_id"] == "PROJECT-alpha"
         ]
         assert min(alpha_starts) == parse_ts(resumed_at) - dt.timedelta(minutes=60)
+
+
+def test_chunked_pages_are_streamed_to_the_same_records() -> None:
+    with make_emulator(chunked=True) as emulator:
+        run = run_tap(tap_config(emulator, page_size=100))
+        for project in PROJECTS:
+            assert by_id(run.records(), project) == truth(emulator, project)

@@ -6,9 +6,10 @@ import datetime as dt
 import typing as t
 
 from conftest import NOW, PROJECTS, iso, tap_config
+from tap_runner import run_cli, run_tap
+
 from tap_polyai.emulator import Emulator
 from tap_polyai.tap import TapPolyAI
-from tap_runner import run_cli, run_tap
 
 
 def catalog(config: dict[str, t.Any], deselect: list[tuple[str, tuple[str, ...]]]) -> dict:
