@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: bootstrap lint format test demo emulator bench clean
+.PHONY: bootstrap lint format test demo emulator bench readme clean
 
 $(STAMP): pyproject.toml
 	@echo "==> bootstrapping $(VENV)"
@@ -35,6 +35,9 @@ emulator: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+readme: $(STAMP)
+	$(BIN)/python scripts/readme_settings.py
 
 clean:
 	rm -rf $(VENV) .meltano output .pytest_cache .mypy_cache .ruff_cache
