@@ -100,6 +100,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle plus delayed ACKs
+    # stall every response by ~40 ms on keep-alive connections.
+    disable_nagle_algorithm = True
     server_version = "polyai-emulator"
     sys_version = ""
     server: _Server
