@@ -68,7 +68,6 @@ class Conversation(_ConversationRequired, total=False):
 CONVERSATION_FIELDS = frozenset(Conversation.__annotations__)
 TURN_FIELDS = frozenset(Turn.__annotations__)
 # Turn timestamps come back as "" when absent; "" is not a date-time, so they become null.
-_TURN_DATETIMES = ("user_input_datetime", "agent_response_datetime")
 
 assert {"id", *CONVERSATION_PROPERTIES} == CONVERSATION_FIELDS, "records.py and schema.py drifted"
 assert set(TURN_PROPERTIES) == TURN_FIELDS, "records.py and schema.py drifted"
@@ -86,20 +85,13 @@ class RecordConformer:
         self._reported: set[str] = set()
 
     def conform(self, raw: dict[str, t.Any], project_label: str) -> dict[str, t.Any]:
-        unknown = raw.keys() - CONVERSATION_FIELDS
+        # Hot path (once per conversation): subset tests build no sets unless a field is new.
         turns = raw.get("turns")
-        if turns and isinstance(turns, list):
-            for turn in turns:
-                if isinstance(turn, dict) and turn.keys() - TURN_FIELDS:
-                    unknown |= {f"turns[].{name}" for name in turn.keys() - TURN_FIELDS}
-        if unknown - self._reported:
-            self._reported |= unknown
-            self._logger.warning(
-                "Project %s: the API returned fields the schema does not know; they are "
-                "dropped (update tap-polyai to load them): %s",
-                project_label,
-                ", ".join(sorted(unknown)),
-            )
+        if not raw.keys() <= CONVERSATION_FIELDS or (
+            type(turns) is list
+            and not all(type(turn) is not dict or turn.keys() <= TURN_FIELDS for turn in turns)
+        ):
+            self._report_unknown(raw, project_label)
         try:
             record: dict[str, t.Any] = msgspec.convert(raw, Conversation, strict=False)
         except msgspec.ValidationError as exc:
@@ -112,7 +104,22 @@ class RecordConformer:
             )
             raise InvalidConversationError(msg) from None
         for turn in record.get("turns") or ():
-            for name in _TURN_DATETIMES:
-                if turn.get(name) == "":
-                    turn[name] = None
+            if turn.get("user_input_datetime") == "":
+                turn["user_input_datetime"] = None
+            if turn.get("agent_response_datetime") == "":
+                turn["agent_response_datetime"] = None
         return record
+
+    def _report_unknown(self, raw: dict[str, t.Any], project_label: str) -> None:
+        unknown = raw.keys() - CONVERSATION_FIELDS
+        for turn in raw.get("turns") or ():
+            if isinstance(turn, dict):
+                unknown |= {f"turns[].{name}" for name in turn.keys() - TURN_FIELDS}
+        if unknown - self._reported:
+            self._reported |= unknown
+            self._logger.warning(
+                "Project %s: the API returned fields the schema does not know; they are "
+                "dropped (update tap-polyai to load them): %s",
+                project_label,
+                ", ".join(sorted(unknown)),
+            )
