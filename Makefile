@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SOURCES := $(wildcard tap_polyai tests scripts benchmarks)
 
 .PHONY: bootstrap lint format test demo emulator bench readme clean
 
@@ -16,13 +17,13 @@ $(STAMP): pyproject.toml
 bootstrap: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check tap_polyai tests benchmarks
-	$(BIN)/ruff format --check tap_polyai tests benchmarks
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format tap_polyai tests benchmarks
-	$(BIN)/ruff check --fix tap_polyai tests benchmarks
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 test: lint
 	$(BIN)/python -m pytest -n 2 -q
