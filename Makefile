@@ -41,4 +41,4 @@ readme: $(STAMP)
 	$(BIN)/python scripts/readme_settings.py
 
 clean:
-	rm -rf $(VENV) .meltano output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-meltano .venv-targets .meltano output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# `make demo`: emulator -> tap-polyai -> target-duckdb through Meltano, then a report from SQL.
+# Idempotent: a fresh DuckDB file and --full-refresh (stored Meltano state ignored) every time.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+PORT="${DEMO_PORT:-8765}"
+CONVERSATIONS="${DEMO_CONVERSATIONS:-500}"
+DAYS="${DEMO_DAYS:-14}"
+OUT="$ROOT/output"
+DB="$OUT/demo.duckdb"
+LOG="$OUT/demo-meltano.log"
+EMU_LOG="$OUT/demo-emulator.log"
+PORT_FILE="$OUT/demo-emulator.port"
+START_TS=$(date +%s)
+
+step() { printf '\n==> [%ss] %s\n' "$(( $(date +%s) - START_TS ))" "$*"; }
+
+EMU_PID=""
+cleanup() {
+  local rc=$?
+  if [[ -n "$EMU_PID" ]] && kill -0 "$EMU_PID" 2>/dev/null; then
+    echo "==> stopping the emulator (pid $EMU_PID)"
+    kill "$EMU_PID" 2>/dev/null || true
+    wait "$EMU_PID" 2>/dev/null || true
+  fi
+  if [[ $rc -ne 0 ]]; then
+    echo "demo FAILED (exit $rc). Logs: $LOG, $EMU_LOG" >&2
+  fi
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+step "bootstrap"
+if [[ ! -x .venv/bin/tap-polyai ]]; then
+  make bootstrap
+fi
+mkdir -p "$OUT"
+bash scripts/meltano.sh --version >/dev/null
+
+step "starting the emulator: ws-demo/PROJECT-demo, $CONVERSATIONS conversations over $DAYS days"
+if .venv/bin/python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $PORT)) != 0)"; then
+  echo "    port $PORT is taken; using a free port instead"
+  PORT=0
+fi
+rm -f "$PORT_FILE"
+.venv/bin/polyai-emulator --host 127.0.0.1 --port "$PORT" --port-file "$PORT_FILE" \
+  --projects ws-demo/PROJECT-demo --conversations "$CONVERSATIONS" --days "$DAYS" \
+  --in-progress 3 --seed 0 --api-key demo-key >"$EMU_LOG" 2>&1 &
+EMU_PID=$!
+for _ in $(seq 1 100); do
+  [[ -s "$PORT_FILE" ]] && break
+  kill -0 "$EMU_PID" 2>/dev/null || { echo "the emulator exited; see $EMU_LOG" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -s "$PORT_FILE" ]] || { echo "the emulator did not start; see $EMU_LOG" >&2; exit 1; }
+PORT="$(cat "$PORT_FILE")"
+BASE="http://127.0.0.1:$PORT"
+admin() { .venv/bin/python -c "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())" "$BASE/_emulator/$1"; }
+HEALTH="$(admin health)"
+EMU_NOW="$(.venv/bin/python -c "import json,sys; print(json.loads(sys.argv[1])['now'])" "$HEALTH")"
+echo "    listening on $BASE (pid $EMU_PID), emulated now = $EMU_NOW"
+
+# The demo environment in meltano.yml points at 127.0.0.1:8765; these variables override it
+# (a free port when 8765 is taken, and a start_date just before the emulator's data).
+export TAP_POLYAI_API_URL="$BASE"
+TAP_POLYAI_START_DATE="$(.venv/bin/python -c "
+import datetime as dt, sys
+now = dt.datetime.fromisoformat(sys.argv[1].replace('Z', '+00:00'))
+print((now - dt.timedelta(days=int(sys.argv[2]) + 1)).strftime('%Y-%m-%dT%H:%M:%SZ'))" "$EMU_NOW" "$DAYS")"
+export TAP_POLYAI_START_DATE
+
+step "meltano install (tap-polyai, target-duckdb)"
+bash scripts/meltano.sh --environment demo install extractor tap-polyai loader target-duckdb \
+  >"$LOG" 2>&1 || { tail -20 "$LOG" >&2; exit 1; }
+
+step "meltano --environment demo run tap-polyai target-duckdb --full-refresh  (log: $LOG)"
+rm -f "$DB" "$DB.wal"
+if ! bash scripts/meltano.sh --environment demo run tap-polyai target-duckdb --full-refresh \
+    >>"$LOG" 2>&1; then
+  tail -30 "$LOG" >&2
+  exit 1
+fi
+grep -E "target-duckdb .*Loading [0-9]+ rows" "$LOG" | sed -E 's/.*(Loading .*)/    \1/' || true
+
+STATS="$(admin stats)"
+SERVED="$(.venv/bin/python -c "import json,sys; print(json.loads(sys.argv[1])['served_ids'])" "$STATS")"
+echo "    emulator stats: $STATS"
+
+step "report from $DB"
+.meltano/loaders/target-duckdb/venv/bin/python scripts/demo_report.py "$DB" \
+  --schema polyai --expect-conversations "$SERVED"
+
+step "done in $(( $(date +%s) - START_TS ))s; the data stays in $DB (schema polyai)"

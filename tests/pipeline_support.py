@@ -1,0 +1,165 @@
+"""Helpers for the pipeline tests: per-target virtualenvs and the PostgreSQL connection.
+
+Each Singer target gets its own virtualenv under `.venv-targets/NAME`, created on first use
+and reused (a stamp file records the pinned requirement), so the targets' dependencies never
+meet the tap's singer-sdk. Building one needs PyPI; where it cannot be built, tests skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS_DIR = Path(os.environ.get("TAP_POLYAI_TARGETS_DIR", ROOT / ".venv-targets"))
+
+# Pinned versions; meltano.yml pins the same ones.
+TARGET_POSTGRES = "meltanolabs-target-postgres==0.8.1"
+TARGET_SNOWFLAKE = "meltanolabs-target-snowflake==0.20.4"
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class VenvUnavailableError(RuntimeError):
+    """The target's virtualenv could not be built (typically: no access to PyPI)."""
+
+
+def target_venv(name: str, requirement: str, timeout: float = 900) -> Path:
+    """Path of a virtualenv holding `requirement`, built once under .venv-targets/NAME."""
+    venv = TARGETS_DIR / name
+    stamp = venv / ".requirement"
+    TARGETS_DIR.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers may ask for the same venv at once: one builds, the other waits.
+    with (TARGETS_DIR / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text() == requirement:
+            return venv
+        log = TARGETS_DIR / f"{name}.pip.log"
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "venv", "--clear", str(venv)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            with log.open("w") as out:
+                subprocess.run(
+                    [
+                        str(venv / "bin" / "python"),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--disable-pip-version-check",
+                        "-q",
+                        requirement,
+                    ],
+                    check=True,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise VenvUnavailableError(f"cannot install {requirement}: {exc}\n{tail}") from exc
+        stamp.write_text(requirement)
+        return venv
+
+
+def postgres_url(database: str | None = None) -> str:
+    """POSTGRES_URL, else one built from PG* variables, else the local default."""
+    url = os.environ.get("POSTGRES_URL")
+    if not url:
+        user = os.environ.get("PGUSER", "postgres")
+        password = os.environ.get("PGPASSWORD")
+        host = os.environ.get("PGHOST", "127.0.0.1")
+        port = os.environ.get("PGPORT", "5432")
+        db = os.environ.get("PGDATABASE", "postgres")
+        auth = f"{user}:{password}" if password else user
+        url = f"postgresql://{auth}@{host}:{port}/{db}"
+    if database is None:
+        return url
+    base, _, _ = url.rpartition("/")
+    query = ""
+    if "?" in url.rpartition("/")[2]:
+        query = "?" + url.rpartition("/")[2].split("?", 1)[1]
+    return f"{base}/{database}{query}"
+
+
+def run_pipeline(
+    tap_command: list[str],
+    tap_config: dict[str, t.Any],
+    target_executable: Path,
+    target_config: dict[str, t.Any],
+    workdir: Path,
+    *,
+    state: dict[str, t.Any] | None = None,
+    catalog: dict[str, t.Any] | None = None,
+    timeout: float = 300,
+) -> dict[str, t.Any] | None:
+    """`tap | target`, as Meltano runs it; returns the last STATE the target emitted."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "tap.json").write_text(json.dumps(tap_config))
+    (workdir / "target.json").write_text(json.dumps(target_config))
+    command = [*tap_command, "--config", str(workdir / "tap.json")]
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        command += ["--state", str(workdir / "state.json")]
+    if catalog is not None:
+        (workdir / "catalog.json").write_text(json.dumps(catalog))
+        command += ["--catalog", str(workdir / "catalog.json")]
+    with (
+        (workdir / "tap.log").open("w") as tap_log,
+        (workdir / "target.log").open("w") as target_log,
+    ):
+        tap = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=tap_log)
+        try:
+            target = subprocess.run(
+                [str(target_executable), "--config", str(workdir / "target.json")],
+                stdin=tap.stdout,
+                stdout=subprocess.PIPE,
+                stderr=target_log,
+                timeout=timeout,
+                check=False,
+            )
+        finally:
+            assert tap.stdout is not None
+            tap.stdout.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                tap.wait(timeout=30)
+            if tap.poll() is None:
+                tap.kill()
+    logs = f"tap log: {workdir / 'tap.log'}, target log: {workdir / 'target.log'}"
+    if tap.returncode != 0:
+        raise AssertionError(
+            f"tap exited {tap.returncode}: {(workdir / 'tap.log').read_text()[-3000:]}\n{logs}"
+        )
+    if target.returncode != 0:
+        raise AssertionError(
+            f"target exited {target.returncode}: "
+            f"{(workdir / 'target.log').read_text()[-3000:]}\n{logs}"
+        )
+    states = [json.loads(line) for line in target.stdout.decode().splitlines() if line.strip()]
+    return states[-1] if states else None
+
+
+def untyped_turns_catalog(catalog: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Catalog with `conversations.turns` as an untyped JSON array, selected streams only.
+
+    SQL targets map an array of objects to an array of JSON (`jsonb[]` in PostgreSQL); an
+    array without `items` becomes one JSON column (`jsonb`), which is what a warehouse wants
+    for a transcript. meltano.yml applies the same override with its `schema` extra.
+    """
+    catalog = json.loads(json.dumps(catalog))
+    for stream in catalog["streams"]:
+        for entry in stream.get("metadata", []):
+            if not entry.get("breadcrumb"):
+                entry["metadata"]["selected"] = True
+        if stream["tap_stream_id"] == "conversations":
+            stream["schema"]["properties"]["turns"] = {"type": ["array", "null"]}
+    return catalog

@@ -1,0 +1,227 @@
+"""The real pipeline into PostgreSQL: emulator -> tap-polyai | meltanolabs-target-postgres.
+
+Needs a server (POSTGRES_URL or PG* variables, default postgres@127.0.0.1:5432) and, the first
+time, PyPI to build `.venv-targets/target-postgres`. Without either the test skips, unless
+TAP_POLYAI_REQUIRE_POSTGRES=1 (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import typing as t
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tap_polyai.emulator import Emulator
+from tests.conftest import ACCOUNT, PROJECTS, make_emulator, tap_config
+from tests.pipeline_support import (
+    TARGET_POSTGRES,
+    VenvUnavailableError,
+    postgres_url,
+    run_pipeline,
+    target_venv,
+    untyped_turns_catalog,
+)
+from tests.tap_runner import TAP_COMMAND, bookmark
+
+psycopg = pytest.importorskip("psycopg")
+
+pytestmark = [pytest.mark.postgres, pytest.mark.pipeline]
+
+REQUIRED = os.environ.get("TAP_POLYAI_REQUIRE_POSTGRES") == "1"
+SCHEMA = "polyai"
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"{reason} (TAP_POLYAI_REQUIRE_POSTGRES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def admin_url() -> str:
+    """The server's URL, once it answers (checked before the target venv is built)."""
+    url = postgres_url()
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        _unavailable(f"no PostgreSQL at {url}: {exc}")
+    return url
+
+
+@pytest.fixture(scope="module")
+def target_postgres(admin_url: str) -> Path:
+    try:
+        venv = target_venv("target-postgres", TARGET_POSTGRES)
+    except VenvUnavailableError as exc:
+        _unavailable(f"cannot build the target-postgres venv: {exc}")
+    return venv / "bin" / "target-postgres"
+
+
+@pytest.fixture
+def database(admin_url: str) -> t.Iterator[str]:
+    """A fresh database with a random name, dropped afterwards."""
+    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    name = f"tap_polyai_test_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _catalog(config: dict[str, object], tmp_path: Path) -> dict[str, object]:
+    (tmp_path / "discover.json").write_text(json.dumps(config))
+    out = subprocess.run(
+        [*TAP_COMMAND, "--config", str(tmp_path / "discover.json"), "--discover"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return untyped_turns_catalog(json.loads(out.stdout))
+
+
+def _live(emulator: Emulator) -> dict[str, dict[str, t.Any]]:
+    """What the API shows now in the tap's default client_env (live), by id."""
+    return {
+        rec["id"]: rec
+        for p in PROJECTS
+        for rec in emulator.visible(ACCOUNT, p)
+        if rec.get("environment") == "live"
+    }
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def test_pipeline_into_postgres(target_postgres: Path, database: str, tmp_path: Path) -> None:
+    url = postgres_url(database)
+    target_config = {
+        "sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://", 1),
+        "default_target_schema": SCHEMA,
+        "load_method": "upsert",
+        "add_record_metadata": True,  # required while ACTIVATE_VERSION is on
+    }
+    with make_emulator() as emulator, psycopg.connect(url, autocommit=True) as db:
+        config = tap_config(emulator)
+        catalog = _catalog(config, tmp_path)
+
+        # --- run 1: everything since start_date --------------------------------------------
+        state1 = run_pipeline(
+            TAP_COMMAND, config, target_postgres, target_config, tmp_path / "run1", catalog=catalog
+        )
+        assert state1 is not None, "target-postgres emitted no STATE"
+        served1 = emulator.stats()
+        visible1 = _live(emulator)
+
+        def count(sql: str, *params: object) -> int:
+            row = db.execute(sql, params).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        rows, distinct = db.execute(
+            f"select count(*), count(distinct id) from {SCHEMA}.conversations"
+        ).fetchone()
+        assert rows == distinct == served1["served_ids"] == len(visible1)
+        in_progress1 = count(f"select count(*) from {SCHEMA}.conversations where in_progress")
+        assert in_progress1 == 3 * len(PROJECTS)
+
+        # JSON columns are jsonb and can be queried as such.
+        types = dict(
+            db.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = %s and table_name = 'conversations'",
+                (SCHEMA,),
+            ).fetchall()
+        )
+        for column in ("state", "metrics", "turns"):
+            assert types[column] == "jsonb", (column, types[column])
+        assert types["started_at"].startswith("timestamp")
+        assert types["handoff"] == "boolean"
+        party = count(
+            f"select count(*) from {SCHEMA}.conversations "
+            "where (state->'booking'->>'party_size')::int > 0"
+        )
+        expected_party = sum(
+            1
+            for rec in visible1.values()
+            if isinstance(rec.get("state"), dict)
+            and isinstance(rec["state"].get("booking"), dict)
+            and isinstance(rec["state"]["booking"].get("party_size"), int)
+            and rec["state"]["booking"]["party_size"] > 0
+        )
+        assert party == expected_party > 0
+        assert count(
+            f"select count(*) from {SCHEMA}.conversations where jsonb_typeof(turns) = 'array'"
+        ) == len(visible1)
+
+        # --- run 2: the clock moves on; in-progress conversations finish, late ones arrive --
+        emulator.clock.advance(dt.timedelta(hours=7))
+        emulator.reset_stats()
+        config2 = {**config, "end_date": _iso(emulator.clock.now())}
+        state2 = run_pipeline(
+            TAP_COMMAND,
+            config2,
+            target_postgres,
+            target_config,
+            tmp_path / "run2",
+            state=state1,
+            catalog=catalog,
+        )
+        assert state2 is not None
+        served2 = emulator.stats()
+        visible2 = _live(emulator)
+
+        # Incremental: only a small range around the bookmark is read again.
+        assert 0 < served2["served_records"] <= len(visible1) // 4, (served1, served2)
+        earliest = min(
+            e["params"]["start_time"][0]
+            for e in emulator.requests
+            if e.get("params", {}).get("start_time")
+        )
+        for project in PROJECTS:
+            mark = bookmark(state1, project)
+            assert mark is not None
+            mark_dt = dt.datetime.fromisoformat(mark.replace("Z", "+00:00"))
+            # lookback (60 min) and the in-progress hold; never back to start_date.
+            assert dt.datetime.fromisoformat(earliest.replace("Z", "+00:00")) >= (
+                mark_dt - dt.timedelta(hours=2)
+            )
+            assert bookmark(state2, project) is not None
+            assert bookmark(state2, project) >= mark
+
+        # Every conversation exactly once (upsert on id), none in progress any more.
+        rows, distinct = db.execute(
+            f"select count(*), count(distinct id) from {SCHEMA}.conversations"
+        ).fetchone()
+        assert rows == distinct == len(visible2)
+        assert len(visible2) > len(visible1)  # the late ones arrived
+        assert count(f"select count(*) from {SCHEMA}.conversations where in_progress") == 0
+        for conv_id, rec in visible2.items():
+            if visible1.get(conv_id, {}).get("in_progress"):
+                assert not rec["in_progress"]
+        finished = count(
+            f"select count(*) from {SCHEMA}.conversations where id = any(%s) and not in_progress",
+            [i for i, r in visible1.items() if r["in_progress"]],
+        )
+        assert finished == in_progress1
+
+        # The turns stream, when the tap has it: one row per element of `turns`.
+        has_turns_table = count(
+            "select count(*) from information_schema.tables "
+            "where table_schema = %s and table_name = 'conversation_turns'",
+            SCHEMA,
+        )
+        if has_turns_table:
+            turn_rows = count(f"select count(*) from {SCHEMA}.conversation_turns")
+            expected_turns = count(
+                f"select coalesce(sum(jsonb_array_length(turns)), 0) from {SCHEMA}.conversations"
+            )
+            assert turn_rows == expected_turns > 0
