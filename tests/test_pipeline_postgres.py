@@ -213,15 +213,14 @@ def test_pipeline_into_postgres(target_postgres: Path, database: str, tmp_path: 
         )
         assert finished == in_progress1
 
-        # The turns stream, when the tap has it: one row per element of `turns`.
-        has_turns_table = count(
-            "select count(*) from information_schema.tables "
-            "where table_schema = %s and table_name = 'conversation_turns'",
-            SCHEMA,
+        # conversation_turns: one row per element of `turns` (finished calls replaced the
+        # partial ones), i.e. the sum of num_turns where the transcript is visible.
+        turn_rows = count(f"select count(*) from {SCHEMA}.conversation_turns")
+        expected_turns = count(
+            f"select coalesce(sum(jsonb_array_length(turns)), 0) from {SCHEMA}.conversations"
         )
-        if has_turns_table:
-            turn_rows = count(f"select count(*) from {SCHEMA}.conversation_turns")
-            expected_turns = count(
-                f"select coalesce(sum(jsonb_array_length(turns)), 0) from {SCHEMA}.conversations"
-            )
-            assert turn_rows == expected_turns > 0
+        assert turn_rows == expected_turns > 0
+        assert expected_turns == count(
+            f"select coalesce(sum(num_turns), 0) from {SCHEMA}.conversations "
+            "where jsonb_array_length(turns) > 0"
+        )
