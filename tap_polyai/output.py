@@ -1,0 +1,89 @@
+"""Singer output: msgspec encoding into one buffer, written out in large blocks.
+
+The SDK's `MsgSpecWriter` flushes stdout after every message: one write system call (and,
+behind a pipe, a wake-up of the target) per conversation. This writer produces the same
+bytes but keeps them in a buffer until
+- a STATE message: the buffer (every record before it, then the STATE) is written and
+  flushed at once, so a STATE never reaches the target before the records it covers, and a
+  target that has a STATE has everything before it;
+- the buffer holds `FLUSH_BYTES` (bounded memory whatever the record size);
+- the process exits (atexit), including after an error, so no record written so far is lost.
+SIGTERM/SIGINT: the SDK's handler writes a final STATE and exits. A signal handler runs
+between two bytecodes of the main thread, possibly in the middle of `write_message`; the
+tap defers the handler until the current message is complete (`defer_signal`), so the
+buffer is never seen half-appended and the final STATE still follows every record before it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import sys
+import typing as t
+import weakref
+
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
+from singer_sdk.singerlib.encoding.simple import StateMessage
+
+if t.TYPE_CHECKING:
+    from singer_sdk.singerlib.encoding.simple import Message
+
+FLUSH_BYTES = 1 << 20
+
+_live: weakref.WeakSet[BufferedMsgSpecWriter] = weakref.WeakSet()
+
+
+class BufferedMsgSpecWriter(MsgSpecWriter):
+    """`MsgSpecWriter`'s bytes, written per STATE or per MiB instead of per message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = bytearray()
+        self._busy = False
+        self._deferred: t.Callable[[], None] | None = None
+        self._stdout: t.Any = None  # the stdout the buffered bytes were meant for
+        _live.add(self)
+
+    def write_message(self, message: Message) -> None:
+        self._busy = True
+        try:
+            buffer = self._buffer
+            if not buffer:
+                self._stdout = sys.stdout
+            encoder.encode_into(message.to_dict(), buffer, -1)  # -1: append
+            buffer.extend(b"\n")
+            if len(buffer) >= FLUSH_BYTES or isinstance(message, StateMessage):
+                self.flush()
+        finally:
+            self._busy = False
+        self._run_deferred()
+
+    def flush(self) -> None:
+        """Write out everything buffered, then flush stdout."""
+        if self._buffer:
+            sys.stdout.buffer.write(self._buffer)
+            self._buffer.clear()
+        sys.stdout.flush()
+
+    def defer_signal(self, handler: t.Callable[[], None]) -> None:
+        """Run `handler` now, or, if a message is being written, right after it."""
+        if self._busy:
+            self._deferred = handler
+        else:
+            handler()
+
+    def _run_deferred(self) -> None:
+        handler, self._deferred = self._deferred, None
+        if handler is not None:
+            handler()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Records written after the last STATE still reach stdout when the process ends."""
+    for writer in list(_live):
+        # Not when stdout was redirected meanwhile (in-process runs in tests): the bytes
+        # belonged to the redirected stream, not to whatever stdout is now.
+        if writer._buffer and writer._stdout is sys.stdout:
+            with contextlib.suppress(OSError, ValueError):  # stdout closed: nowhere to go
+                writer.flush()
