@@ -58,6 +58,35 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
             self._busy = False
         self._run_deferred()
 
+    def write_records(
+        self,
+        stream: str,
+        records: t.Iterable[dict[str, t.Any]],
+        version: int | None,
+        extracted: t.Any,
+    ) -> None:
+        """RECORD messages from their parts: the bytes `RecordMessage.to_dict` would give,
+        without building message objects (the per-turn cost of `conversation_turns`)."""
+        self._busy = True
+        try:
+            buffer = self._buffer
+            if not buffer:
+                self._stdout = sys.stdout
+            message: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": None}
+            if version is not None:
+                message["version"] = version
+            message["time_extracted"] = extracted
+            encode_into = encoder.encode_into
+            for record in records:
+                message["record"] = record
+                encode_into(message, buffer, -1)
+                buffer.extend(b"\n")
+            if len(buffer) >= FLUSH_BYTES:
+                self.flush()
+        finally:
+            self._busy = False
+        self._run_deferred()
+
     def flush(self) -> None:
         """Write out everything buffered, then flush stdout."""
         if self._buffer:

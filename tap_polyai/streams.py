@@ -16,12 +16,12 @@ import datetime as dt
 import functools
 import typing as t
 
-import singer_sdk.singerlib as singer
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_polyai.client import PolyAIClient
 from tap_polyai.fetcher import fetch_in_order
+from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.records import RecordConformer
 from tap_polyai.schema import CONVERSATION_TURNS_SCHEMA, CONVERSATIONS_SCHEMA
 from tap_polyai.settings import Settings
@@ -39,31 +39,40 @@ class _PolyAIStream(Stream):
     """What both streams share: cheap record writing.
 
     Per record the SDK walks the whole record against the catalog to drop deselected properties
-    (half the CPU of a sync with turns: every nested turn and entity is visited) and then conforms
-    types. Records here are already schema-checked (records.py), so conformance is off, and the
-    walk runs only when the catalog actually deselects a property of this stream.
+    (half the CPU of a sync with turns: every nested turn and entity is visited), conforms types,
+    runs the stream map and builds a message object. Records here are already schema-checked
+    (records.py), so conformance is off; and when nothing can change a record — no deselected
+    property, no `stream_maps`, no flattening — it goes straight into the tap's buffered writer.
+    Otherwise the SDK's own path runs, unchanged.
     """
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     @functools.cached_property
-    def _deselects_properties(self) -> bool:
-        return any(crumb and not selected for crumb, selected in self.mask.items())
+    def _direct_writer(self) -> BufferedMsgSpecWriter | None:
+        writer = self._tap.message_writer
+        deselects = any(crumb and not selected for crumb, selected in self.mask.items())
+        if (
+            deselects
+            or self.config.get("stream_maps")
+            or self.config.get("flattening_enabled")
+            or not isinstance(writer, BufferedMsgSpecWriter)
+        ):
+            return None
+        return writer
 
-    def _generate_record_messages(self, record: Record) -> t.Generator[singer.RecordMessage]:
-        if self._deselects_properties:
-            yield from super()._generate_record_messages(record)
+    def _write_record_message(self, record: Record) -> None:
+        self._write_records((record,))
+
+    def _write_records(self, records: t.Iterable[Record]) -> None:
+        writer = self._direct_writer
+        if writer is None:
+            for record in records:
+                super()._write_record_message(record)
             return
-        extracted = dt.datetime.now(dt.timezone.utc)
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield singer.RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self._stream_version,
-                    time_extracted=extracted,
-                )
+        now = dt.datetime.now(dt.timezone.utc)
+        writer.write_records(self.name, records, self._stream_version, now)
+        self.state_manager.is_flushed = False
 
 
 class ConversationsStream(_PolyAIStream):
@@ -207,8 +216,11 @@ class ConversationTurnsStream(_PolyAIStream):
             "project_id": conversation.get("project_id"),
             "started_at": conversation["started_at"],
         }
-        for index, turn in enumerate(conversation.get("turns") or ()):
-            self._write_record_message({**head, "turn_index": index, **turn})
+        turns = conversation.get("turns")
+        if turns:
+            self._write_records(
+                {**head, "turn_index": index, **turn} for index, turn in enumerate(turns)
+            )
 
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
