@@ -47,6 +47,11 @@ class TapRun:
         return self.states[-1]
 
 
+def discover(config: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The catalog `tap-polyai --discover` prints, everything selected by default."""
+    return t.cast(dict[str, t.Any], TapPolyAI(config=config).catalog_dict)
+
+
 def parse_messages(stdout: bytes | str) -> list[dict[str, t.Any]]:
     text = stdout.decode() if isinstance(stdout, bytes) else stdout
     # Split on "\n" only, as Singer targets do: str.splitlines() would also split on U+0085 and

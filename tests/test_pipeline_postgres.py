@@ -8,9 +8,7 @@ TAP_POLYAI_REQUIRE_POSTGRES=1 (CI), where it fails.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import subprocess
 import typing as t
 import uuid
 from pathlib import Path
@@ -27,7 +25,7 @@ from tests.pipeline_support import (
     target_venv,
     untyped_turns_catalog,
 )
-from tests.tap_runner import TAP_COMMAND, bookmark
+from tests.tap_runner import TAP_COMMAND, bookmark, discover
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -76,15 +74,8 @@ def database(admin_url: str) -> t.Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _catalog(config: dict[str, object], tmp_path: Path) -> dict[str, object]:
-    (tmp_path / "discover.json").write_text(json.dumps(config))
-    out = subprocess.run(
-        [*TAP_COMMAND, "--config", str(tmp_path / "discover.json"), "--discover"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return untyped_turns_catalog(json.loads(out.stdout))
+def _catalog(config: dict[str, t.Any]) -> dict[str, t.Any]:
+    return untyped_turns_catalog(discover(config))
 
 
 def _live(emulator: Emulator) -> dict[str, dict[str, t.Any]]:
@@ -111,7 +102,7 @@ def test_pipeline_into_postgres(target_postgres: Path, database: str, tmp_path: 
     }
     with make_emulator() as emulator, psycopg.connect(url, autocommit=True) as db:
         config = tap_config(emulator)
-        catalog = _catalog(config, tmp_path)
+        catalog = _catalog(config)
 
         # --- run 1: everything since start_date --------------------------------------------
         state1 = run_pipeline(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline_support import TARGET_SNOWFLAKE, VenvUnavailableError, target_venv
-from tests.tap_runner import TAP_COMMAND
+from tests.tap_runner import discover
 
 pytestmark = pytest.mark.pipeline
 
@@ -58,22 +58,14 @@ def snowflake_python() -> Path:
     return venv / "bin" / "python"
 
 
-def _discovered_schemas(tmp_path: Path) -> dict[str, dict[str, t.Any]]:
+def _discovered_schemas() -> dict[str, dict[str, t.Any]]:
     config = {
         "api_key": "offline",
         "account_id": "ws-offline",
         "project_id": "PROJECT-offline",
         "start_date": "2024-01-01T00:00:00Z",
     }
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    out = subprocess.run(
-        [*TAP_COMMAND, "--config", str(tmp_path / "config.json"), "--discover"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    catalog = json.loads(out.stdout)
-    return {s["tap_stream_id"]: s["schema"] for s in catalog["streams"]}
+    return {s["tap_stream_id"]: s["schema"] for s in discover(config)["streams"]}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +73,7 @@ def snowflake_types(
     snowflake_python: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, dict[str, str]]:
     tmp_path = tmp_path_factory.mktemp("snowflake")
-    (tmp_path / "schemas.json").write_text(json.dumps(_discovered_schemas(tmp_path)))
+    (tmp_path / "schemas.json").write_text(json.dumps(_discovered_schemas()))
     (tmp_path / "mapping.py").write_text(MAPPING_SCRIPT)
     proc = subprocess.run(
         [str(snowflake_python), str(tmp_path / "mapping.py"), str(tmp_path / "schemas.json")],

@@ -6,15 +6,14 @@ import datetime as dt
 import typing as t
 
 from conftest import NOW, PROJECTS, iso, tap_config
-from tap_runner import run_cli, run_tap
+from tap_runner import discover, run_cli, run_tap
 
 from tap_polyai.emulator import Emulator
-from tap_polyai.tap import TapPolyAI
 
 
 def catalog(config: dict[str, t.Any], deselect: list[tuple[str, tuple[str, ...]]]) -> dict:
     """The discovered catalog, everything selected except `(stream, breadcrumb)` pairs."""
-    discovered = TapPolyAI(config=config).catalog_dict
+    discovered = discover(config)
     for entry in discovered["streams"]:
         for item in entry["metadata"]:
             crumb = tuple(item["breadcrumb"])

@@ -16,13 +16,18 @@ API view at time ``now`` (hidden, in progress, or finished) is derived by :meth:
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 import hashlib
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 UTC = timezone.utc
 _FRACTION = re.compile(r"\.(\d+)")
@@ -236,6 +241,24 @@ def _sized(text: str, chars: int | None) -> str:
     return (" ".join([text] * reps))[:chars]
 
 
+def _without_cyclic_gc(func: Callable[P, R]) -> Callable[P, R]:
+    """Millions of small containers and nothing cyclic: the cyclic GC would only rescan them
+    (it roughly doubles the run time for 50k conversations), so it pauses while building."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return wrapper
+
+
+@_without_cyclic_gc
 def generate_conversations(
     account_id: str,
     project_id: str,
@@ -260,45 +283,6 @@ def generate_conversations(
     ``agent_response_chars`` fixes the length of every agent response (default: natural
     lines, about 5 KB of JSON per conversation with ~10 turns).
     """
-    # Millions of small containers and nothing cyclic: the cyclic GC would only rescan them
-    # (it roughly doubles the run time for 50k conversations), so pause it while building.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _generate(
-            account_id,
-            project_id,
-            count=count,
-            start=start,
-            end=end,
-            seed=seed,
-            turns=turns,
-            in_progress=in_progress,
-            late=late,
-            late_delay=late_delay,
-            duration=duration,
-            agent_response_chars=agent_response_chars,
-        )
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _generate(
-    account_id: str,
-    project_id: str,
-    *,
-    count: int,
-    start: datetime,
-    end: datetime,
-    seed: int = 0,
-    turns: tuple[int, int] = (4, 14),
-    in_progress: int = 0,
-    late: int = 0,
-    late_delay: timedelta = timedelta(minutes=30),
-    duration: tuple[int, int] = (30, 600),
-    agent_response_chars: int | None = None,
-) -> list[StoredConversation]:
     if count < 0:
         raise ValueError("count must be >= 0")
     start = _aware(start)
