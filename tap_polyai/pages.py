@@ -65,6 +65,7 @@ class PageReader:
         try:
             body = _decoder.decode(self._response.content)
         except msgspec.DecodeError as exc:
+            # msgspec names the error and a byte offset, never the bytes themselves.
             raise BrokenBodyError(f"response body is not valid JSON ({exc})") from None
         if not isinstance(body, dict) or not isinstance(body.get("conversations"), list):
             raise BrokenBodyError("response body has no 'conversations' array")
@@ -92,7 +93,9 @@ class PageReader:
             for parser in parsers:
                 parser.close()
         except ijson.JSONError as exc:
-            raise BrokenBodyError(f"response body is not valid JSON ({exc})") from None
+            # Not str(exc): yajl quotes the bytes around the error, i.e. possibly transcripts.
+            msg = f"response body is not valid JSON ({type(exc).__name__})"
+            raise BrokenBodyError(msg) from None
         yield from conversations
         self.next_page = _next_page(
             bool(cursors), cursors[0] if cursors else None, offsets[0] if offsets else None
