@@ -2,7 +2,9 @@
 
 Each Singer target gets its own virtualenv under `.venv-targets/NAME`, created on first use
 and reused (a stamp file records the pinned requirement), so the targets' dependencies never
-meet the tap's singer-sdk. Building one needs PyPI; where it cannot be built, tests skip.
+meet the tap's singer-sdk. Building one needs PyPI; where it cannot be built (or no PostgreSQL
+answers), tests skip — unless TAP_POLYAI_REQUIRE_POSTGRES=1 (set by .ci/run), where they fail:
+CI never silently skips a pipeline test.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import sys
 import typing as t
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS_DIR = Path(os.environ.get("TAP_POLYAI_TARGETS_DIR", ROOT / ".venv-targets"))
 
@@ -24,6 +28,16 @@ TARGET_POSTGRES = "meltanolabs-target-postgres==0.8.1"
 TARGET_SNOWFLAKE = "meltanolabs-target-snowflake==0.20.4"
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+REQUIRED = os.environ.get("TAP_POLYAI_REQUIRE_POSTGRES") == "1"
+
+
+def unavailable(reason: str) -> t.NoReturn:
+    """Skip on a laptop without the service or PyPI; fail in CI."""
+    if REQUIRED:
+        pytest.fail(f"{reason} (TAP_POLYAI_REQUIRE_POSTGRES=1)")
+    pytest.skip(reason)
 
 
 class VenvUnavailableError(RuntimeError):

@@ -8,11 +8,11 @@ TAP_POLYAI_REQUIRE_POSTGRES=1 (CI), where it fails.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import typing as t
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tap_polyai.emulator import Emulator
@@ -23,22 +23,14 @@ from tests.pipeline_support import (
     postgres_url,
     run_pipeline,
     target_venv,
+    unavailable,
     untyped_turns_catalog,
 )
 from tests.tap_runner import TAP_COMMAND, bookmark, discover
 
-psycopg = pytest.importorskip("psycopg")
-
 pytestmark = [pytest.mark.postgres, pytest.mark.pipeline]
 
-REQUIRED = os.environ.get("TAP_POLYAI_REQUIRE_POSTGRES") == "1"
 SCHEMA = "polyai"
-
-
-def _unavailable(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"{reason} (TAP_POLYAI_REQUIRE_POSTGRES=1)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +40,7 @@ def admin_url() -> str:
     try:
         psycopg.connect(url, connect_timeout=5).close()
     except psycopg.OperationalError as exc:
-        _unavailable(f"no PostgreSQL at {url}: {exc}")
+        unavailable(f"no PostgreSQL at {url}: {exc}")
     return url
 
 
@@ -57,7 +49,7 @@ def target_postgres(admin_url: str) -> Path:
     try:
         venv = target_venv("target-postgres", TARGET_POSTGRES)
     except VenvUnavailableError as exc:
-        _unavailable(f"cannot build the target-postgres venv: {exc}")
+        unavailable(f"cannot build the target-postgres venv: {exc}")
     return venv / "bin" / "target-postgres"
 
 
