@@ -45,18 +45,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         _live.add(self)
 
     def write_message(self, message: Message) -> None:
-        self._busy = True
-        try:
-            buffer = self._buffer
-            if not buffer:
-                self._stdout = sys.stdout
-            encoder.encode_into(message.to_dict(), buffer, -1)  # -1: append
-            buffer.extend(b"\n")
-            if len(buffer) >= FLUSH_BYTES or isinstance(message, StateMessage):
-                self.flush()
-        finally:
-            self._busy = False
-        self._run_deferred()
+        self._append((message.to_dict(),), flush=isinstance(message, StateMessage))
 
     def write_records(
         self,
@@ -67,21 +56,29 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     ) -> None:
         """RECORD messages from their parts: the bytes `RecordMessage.to_dict` would give,
         without building message objects (the per-turn cost of `conversation_turns`)."""
+        message: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": None}
+        if version is not None:
+            message["version"] = version
+        message["time_extracted"] = extracted
+
+        def messages() -> t.Iterator[dict[str, t.Any]]:
+            for record in records:
+                message["record"] = record
+                yield message
+
+        self._append(messages(), flush=False)
+
+    def _append(self, messages: t.Iterable[dict[str, t.Any]], *, flush: bool) -> None:
+        """Encode into the buffer; write it out when asked or when it is large."""
         self._busy = True
         try:
             buffer = self._buffer
             if not buffer:
                 self._stdout = sys.stdout
-            message: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": None}
-            if version is not None:
-                message["version"] = version
-            message["time_extracted"] = extracted
-            encode_into = encoder.encode_into
-            for record in records:
-                message["record"] = record
-                encode_into(message, buffer, -1)
+            for message in messages:
+                encoder.encode_into(message, buffer, -1)  # -1: append
                 buffer.extend(b"\n")
-            if len(buffer) >= FLUSH_BYTES:
+            if flush or len(buffer) >= FLUSH_BYTES:
                 self.flush()
         finally:
             self._busy = False
