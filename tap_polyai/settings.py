@@ -278,18 +278,9 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
     end_date = _date_setting(config, "end_date", errors)
     if start_date and end_date and end_date <= start_date:
         errors.append("Setting 'end_date' must be later than 'start_date'.")
+    # Types, ranges and allowed values (region, api_version, client_env, page_size) are the
+    # JSON schema's job: the SDK checks them against CONFIG_SCHEMA before this runs.
     region = config.get("region") or "us-1"
-    if region not in REGIONS:
-        errors.append(f"Setting 'region' must be one of {', '.join(REGIONS)}; got {region!r}.")
-    version = config.get("api_version") or "v3"
-    if version not in API_VERSIONS:
-        errors.append(f"Setting 'api_version' must be one of {', '.join(API_VERSIONS)}.")
-    client_env = config.get("client_env") or "live"
-    if client_env not in CLIENT_ENVS:
-        errors.append(f"Setting 'client_env' must be one of {', '.join(CLIENT_ENVS)}.")
-    page_size = config.get("page_size", 250)
-    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
-        errors.append(f"Setting 'page_size' must be an integer from 1 to {MAX_PAGE_SIZE}.")
     if config.get("variant_id") and config.get("variant_name"):
         errors.append("Settings 'variant_id' and 'variant_name' exclude each other: set one.")
     if errors:
@@ -299,11 +290,11 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
     return Settings(
         projects=projects,
         base_url=base_url,
-        api_version=version,
-        client_env=client_env,
+        api_version=config.get("api_version") or "v3",
+        client_env=config.get("client_env") or "live",
         start_date=start_date,
         end_date=end_date,
-        page_size=page_size,
+        page_size=int(config.get("page_size", 250)),
         include_latency=bool(config.get("include_latency", True)),
         channels=tuple(config.get("channels") or ()),
         variant_id=config.get("variant_id") or None,
