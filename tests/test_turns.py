@@ -91,7 +91,7 @@ def test_turns_of_a_finished_call_replace_the_partial_ones(emulator: Emulator) -
 
 
 def test_no_transcript_text_reaches_the_logs(emulator: Emulator, tmp_path: t.Any) -> None:
-    run = run_cli(tap_config(emulator), tmp_path, "--config", "ENV")
+    run = run_cli(tap_config(emulator), tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     texts = {
         turn[field]
