@@ -5,6 +5,10 @@ Every property is nullable except the keys: PolyAI returns "" or null for absent
 the schema must admit both. `state` is free-form JSON, so warehouses get one JSON column
 (jsonb, VARIANT) rather than a column per agent variable. `records.py` checks each record
 against the same field list, so what the tap emits always matches what it announces.
+
+Every free-form object also declares `"properties": {}`: SDK-based targets (target-snowflake
+among them) conform each record recursively and index an object schema's `properties`
+without checking it exists, so `additionalProperties` alone crashes their load.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ _STRING_OR_STRINGS = {
     ]
 }
 
-_FREE_JSON_OBJECT = {"type": ["object", "null"], "additionalProperties": True}
+
+def _free_object(values: dict[str, object] | bool) -> dict[str, object]:
+    """A nullable object with arbitrary keys (values as `values` says); see module docstring."""
+    return {"type": ["object", "null"], "properties": {}, "additionalProperties": values}
+
 
 # name -> JSON schema of one turn field; shared by the nested `turns` and `conversation_turns`.
 TURN_PROPERTIES: dict[str, th.JSONTypeHelper] = {
@@ -31,9 +39,7 @@ TURN_PROPERTIES: dict[str, th.JSONTypeHelper] = {
     "translated_user_input": th.StringType(),
     "english_agent_response": th.StringType(),
     "intents": th.ArrayType(th.StringType),
-    "entities": th.ArrayType(
-        th.CustomType({"type": ["object", "null"], "additionalProperties": _STRING_OR_STRINGS})
-    ),
+    "entities": th.ArrayType(th.CustomType(_free_object(_STRING_OR_STRINGS))),
     "is_ood": th.BooleanType(),
     "is_silence": th.BooleanType(),
     "barge_in": th.BooleanType(),
@@ -65,10 +71,8 @@ CONVERSATION_PROPERTIES: dict[str, th.JSONTypeHelper] = {
     "handoff_destination": th.StringType(),
     "num_silences": th.IntegerType(),
     "num_ood": th.IntegerType(),
-    "metrics": th.CustomType(
-        {"type": ["object", "null"], "additionalProperties": _STRING_OR_STRINGS}
-    ),
-    "state": th.CustomType(_FREE_JSON_OBJECT),
+    "metrics": th.CustomType(_free_object(_STRING_OR_STRINGS)),
+    "state": th.CustomType(_free_object(True)),
     "turns": th.ArrayType(TURN),
 }
 
