@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
-_STRING_OR_STRINGS = {
+_STRING_OR_STRINGS: dict[str, object] = {
     "anyOf": [
         {"type": ["string", "null"]},
         {"type": "array", "items": {"type": "string"}},
