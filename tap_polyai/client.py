@@ -22,7 +22,12 @@ import typing as t
 import requests
 
 from tap_polyai import __version__
-from tap_polyai.errors import PolyAIError, RetriableError, classify_response
+from tap_polyai.errors import (
+    PolyAIError,
+    RetriableError,
+    classify_response,
+    describe_transport_error,
+)
 from tap_polyai.pages import BrokenBodyError, NextPage, PageReader
 from tap_polyai.settings import Project, Settings
 from tap_polyai.windows import Window
@@ -184,9 +189,9 @@ class PolyAIClient:
 
 
 def _reason(exc: BaseException, project: Project) -> str:
-    """A short cause for logs: the exception type and its message, which hold no key or body."""
+    """A short cause for logs: host and cause (refused, DNS, TLS, timeout), never key or body."""
     if isinstance(exc, RetriableError):
         return str(exc)
     if isinstance(exc, BrokenBodyError):
         return f"Project {project.label}: broken response body: {exc}"
-    return f"Project {project.label}: {type(exc).__name__} while talking to the API"
+    return f"Project {project.label}: {describe_transport_error(exc)}"

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import socket
+import ssl
 import typing as t
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 
 from tap_polyai.settings import Project
 
@@ -107,3 +110,78 @@ def classify_response(response: requests.Response, project: Project) -> None:
             f"and 'region'/'api_url'. {describe_envelope(response)}"
         )
     raise PolyAIError(f"{where}: request refused. {describe_envelope(response)}")
+
+
+def _causes(exc: BaseException) -> t.Iterator[BaseException]:
+    """`exc` and what it wraps: requests wraps urllib3, which wraps the socket error."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        inner += list(current.args)
+        todo += [e for e in inner if isinstance(e, BaseException)]
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """What failed on the wire, naming the host and the cause: refused, DNS, TLS, timeout.
+
+    A bare `ConnectionError while talking to the API` after a minute of retries leaves an
+    operator guessing between a typo in `api_url`, a firewall and an outage; the cause tells.
+    """
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None) or ""
+    host = urlsplit(url).netloc or "the API host"
+    causes = list(_causes(exc))
+
+    def has(*kinds: type[BaseException]) -> BaseException | None:
+        return next((c for c in causes if isinstance(c, kinds)), None)
+
+    def detail(error: BaseException | None, *attrs: str) -> str:
+        values = [getattr(error, a, None) for a in attrs]
+        return next((str(v) for v in values if v), type(error).__name__)
+
+    name = urlsplit(url).hostname or host
+    # Most specific first: urllib3's NewConnectionError (DNS, refused) subclasses its
+    # ConnectTimeoutError.
+    rules: list[tuple[tuple[type[BaseException], ...], t.Callable[[BaseException], str]]] = [
+        (
+            (ssl.SSLError,),
+            lambda e: f"TLS handshake with {host} failed ({detail(e, 'verify_message', 'reason')})",
+        ),
+        (
+            (socket.gaierror, urllib3.exceptions.NameResolutionError),
+            lambda e: f"DNS lookup of {name} failed ({detail(has(socket.gaierror), 'strerror')})",
+        ),
+        (
+            (ConnectionRefusedError,),
+            lambda e: f"connection to {host} refused (nothing listening there?)",
+        ),
+        (
+            (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError),
+            lambda e: (
+                f"timed out connecting to {host} (connect timeout; 'request_timeout_seconds')"
+            ),
+        ),
+        (
+            (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError),
+            lambda e: f"{host} sent nothing for too long (read timeout; 'request_timeout_seconds')",
+        ),
+        (
+            (ConnectionResetError, ConnectionAbortedError, BrokenPipeError),
+            lambda e: f"connection to {host} reset",
+        ),
+        (
+            (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError),
+            lambda e: f"the response from {host} was cut short",
+        ),
+        ((OSError,), lambda e: f"cannot connect to {host} ({detail(e, 'strerror')})"),
+    ]
+    for kinds, describe in rules:
+        if (error := has(*kinds)) is not None:
+            return describe(error)
+    return f"{type(exc).__name__} while talking to {host}"

@@ -9,8 +9,12 @@ before the first request with a message that names the setting.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import logging
+import re
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
@@ -61,7 +65,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "api_url",
         th.StringType,
-        description="Base URL override; wins over `region` (proxies, the bundled emulator).",
+        description=(
+            "Base URL override; wins over `region` (proxies, the bundled emulator). "
+            "`http(s)://host[:port][/prefix]`; a trailing version segment such as `/v3` is "
+            "dropped (the tap adds `api_version` itself)."
+        ),
     ),
     th.Property(
         "api_version",
@@ -81,14 +89,17 @@ CONFIG_SCHEMA = th.PropertiesList(
         "start_date",
         th.DateTimeType,
         required=True,
-        description="ISO8601 lower bound on `started_at` for the first run (no state).",
+        description=(
+            "ISO8601 lower bound on `started_at` for the first run (no state). Without a "
+            "time zone it is read as UTC."
+        ),
     ),
     th.Property(
         "end_date",
         th.DateTimeType,
         description=(
-            "Optional ISO8601 upper bound (exclusive). Default: the moment the sync started, "
-            "frozen for the whole run."
+            "Optional ISO8601 upper bound (exclusive; UTC when no time zone is given). Default: "
+            "the moment the sync started, frozen for the whole run."
         ),
     ),
     th.Property(
@@ -212,27 +223,182 @@ class Settings:
     max_retries: int
     retry_base_seconds: float
     request_timeout_seconds: float
+    # What the tap should log once at start: (level, message), e.g. an unknown setting.
+    notices: tuple[tuple[int, str], ...] = field(default=())
+
+
+def _fromisoformat(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
 
 
 def parse_datetime(value: str) -> dt.datetime:
     """Parse ISO8601; naive values are taken as UTC (PolyAI's timestamps are UTC)."""
-    parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    parsed = _fromisoformat(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
     return parsed.astimezone(dt.timezone.utc)
 
 
 def _date_setting(
-    config: t.Mapping[str, t.Any], name: str, errors: list[str]
+    config: t.Mapping[str, t.Any], name: str, errors: list[str], notices: list[tuple[int, str]]
 ) -> dt.datetime | None:
     raw = config.get(name)
     if raw in (None, ""):
         return None
     try:
-        return parse_datetime(str(raw))
+        parsed = parse_datetime(str(raw))
     except ValueError:
         errors.append(f"Setting '{name}' is not an ISO8601 date-time: {raw!r}.")
         return None
+    if _fromisoformat(str(raw)).tzinfo is None:
+        notices.append(
+            (
+                logging.INFO,
+                f"Setting '{name}' has no time zone: read as UTC "
+                f"({parsed.strftime('%Y-%m-%dT%H:%M:%SZ')}).",
+            )
+        )
+    return parsed
+
+
+# Keys the SDK itself reads (stream maps, flattening, batches): known, never warned about.
+SDK_BUILTIN_SETTINGS = frozenset(
+    {
+        "stream_maps",
+        "stream_map_config",
+        "faker_config",
+        "flattening_enabled",
+        "flattening_max_depth",
+        "flattening_max_key_length",
+        "flattening_separator",
+        "batch_config",
+    }
+)
+
+
+def _unknown_settings(config: t.Mapping[str, t.Any], notices: list[tuple[int, str]]) -> None:
+    """Warn about keys nobody reads (a typo such as `page_sise` would otherwise do nothing).
+
+    Not an error: Meltano and wrappers sometimes pass keys of their own. Keys starting with
+    `_` are tooling's private keys by convention and are ignored silently.
+    """
+    known = set(CONFIG_SCHEMA["properties"]) | SDK_BUILTIN_SETTINGS
+    for key in sorted(config):
+        if key in known or key.startswith("_"):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else "."
+        notices.append((logging.WARNING, f"Unknown setting '{key}' is ignored{hint}"))
+
+
+_VERSION_SEGMENT = re.compile(r"v\d+")
+
+
+def _url_problem(text: str) -> str | None:
+    """What is wrong with `api_url` as a base URL, or None."""
+    parts = urlsplit(text)
+    shown = repr(text) if "@" not in text else "(a URL with credentials, not shown)"
+    problem = None
+    if parts.scheme.lower() not in ("http", "https"):
+        problem = (
+            f"must start with 'https://' or 'http://' (got {shown}), e.g. "
+            "https://api.uk-1.platform.polyai.app or http://127.0.0.1:8765"
+        )
+    elif not parts.hostname:
+        problem = f"has no host: {shown}"
+    elif parts.username or parts.password:
+        problem = "must not carry credentials: use 'api_key'"
+    elif parts.query or parts.fragment:
+        problem = f"must not have a query string or fragment: {shown}"
+    else:
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            problem = f"has an invalid port: {shown}"
+    return None if problem is None else f"Setting 'api_url' {problem}."
+
+
+def _base_url(
+    config: t.Mapping[str, t.Any], errors: list[str], notices: list[tuple[int, str]]
+) -> str:
+    """`region`'s host, or `api_url` checked: scheme, host, no query; `/v3` at the end dropped.
+
+    A path before the version (a proxy's prefix such as `/polyai`) is kept: the tap appends
+    `/{api_version}/{account_id}/{project_id}/conversations` to it.
+    """
+    raw = config.get("api_url")
+    if raw in (None, ""):
+        return f"https://api.{config.get('region') or 'us-1'}.platform.polyai.app"
+    text = str(raw).strip()
+    if (problem := _url_problem(text)) is not None:
+        errors.append(problem)
+        return ""
+    parts = urlsplit(text)
+    segments = [s for s in parts.path.split("/") if s]
+    version = segments.pop() if segments and _VERSION_SEGMENT.fullmatch(segments[-1]) else None
+    base = f"{parts.scheme.lower()}://{parts.netloc}" + "".join(f"/{s}" for s in segments)
+    if version is not None:
+        api_version = config.get("api_version") or "v3"
+        if version != api_version:
+            errors.append(
+                f"Setting 'api_url' ends in '/{version}' but 'api_version' is '{api_version}': "
+                "leave the version out of 'api_url' and set 'api_version'."
+            )
+            return ""
+        notices.append(
+            (
+                logging.WARNING,
+                f"Setting 'api_url' ends in '/{version}': the tap adds the API version itself "
+                f"('api_version'), so it uses {base}.",
+            )
+        )
+    return base
+
+
+PLACEHOLDER_PREFIX = "change-me"
+_CONFIG_REFERENCE = re.compile(r"""config\s*(?:\[\s*|\.get\(\s*)(['"])(?P<key>[^'"]+)\1""")
+
+
+def _map_expressions(value: t.Any) -> t.Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, t.Mapping):
+        for item in value.values():
+            yield from _map_expressions(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _map_expressions(item)
+
+
+def _stream_map_config(config: t.Mapping[str, t.Any], errors: list[str]) -> None:
+    """Every `config['x']` a stream map reads must be set, and not to a placeholder.
+
+    A stream map that hashes phone numbers with `config['salt']` must not run with no salt or
+    with the shipped placeholder: the hashes would be reversible by anyone who has the repo.
+    """
+    referenced = sorted(
+        {
+            match["key"]
+            for expression in _map_expressions(config.get("stream_maps") or {})
+            for match in _CONFIG_REFERENCE.finditer(expression)
+        }
+    )
+    values = config.get("stream_map_config") or {}
+    for key in referenced:
+        value = values.get(key) if isinstance(values, t.Mapping) else None
+        where = f"Setting 'stream_map_config.{key}'"
+        if value is None or (isinstance(value, str) and not value.strip()):
+            errors.append(
+                f"{where} is missing or empty, and 'stream_maps' use config['{key}']: set it "
+                "(a secret such as a salt belongs in the environment, not in meltano.yml)."
+            )
+        elif isinstance(value, str) and value.strip().lower().startswith(PLACEHOLDER_PREFIX):
+            errors.append(
+                f"{where} is still the placeholder {value!r}, and 'stream_maps' use "
+                f"config['{key}']: set a secret value in the environment."
+            )
 
 
 def _projects(config: t.Mapping[str, t.Any], errors: list[str]) -> tuple[Project, ...]:
@@ -271,22 +437,24 @@ def _projects(config: t.Mapping[str, t.Any], errors: list[str]) -> tuple[Project
 def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
     """Validate the raw config; raise ConfigValidationError naming every bad setting."""
     errors: list[str] = []
+    notices: list[tuple[int, str]] = []
     projects = _projects(config, errors)
-    start_date = _date_setting(config, "start_date", errors)
+    start_date = _date_setting(config, "start_date", errors, notices)
     if start_date is None and "start_date" not in "".join(errors):
         errors.append("Setting 'start_date' is required (ISO8601), e.g. 2026-01-01T00:00:00Z.")
-    end_date = _date_setting(config, "end_date", errors)
+    end_date = _date_setting(config, "end_date", errors, notices)
     if start_date and end_date and end_date <= start_date:
         errors.append("Setting 'end_date' must be later than 'start_date'.")
     # Types, ranges and allowed values (region, api_version, client_env, page_size) are the
     # JSON schema's job: the SDK checks them against CONFIG_SCHEMA before this runs.
-    region = config.get("region") or "us-1"
+    base_url = _base_url(config, errors, notices)
+    _stream_map_config(config, errors)
+    _unknown_settings(config, notices)
     if config.get("variant_id") and config.get("variant_name"):
         errors.append("Settings 'variant_id' and 'variant_name' exclude each other: set one.")
     if errors:
         raise ConfigValidationError("Config validation failed", errors=errors)
     assert start_date is not None
-    base_url = (config.get("api_url") or f"https://api.{region}.platform.polyai.app").rstrip("/")
     return Settings(
         projects=projects,
         base_url=base_url,
@@ -306,4 +474,5 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
         max_retries=int(config.get("max_retries", 6)),
         retry_base_seconds=float(config.get("retry_base_seconds", 1.0)),
         request_timeout_seconds=float(config.get("request_timeout_seconds", 300)),
+        notices=tuple(notices),
     )

@@ -32,7 +32,10 @@ class TapPolyAI(Tap):
 
     @functools.cached_property
     def settings(self) -> Settings:
-        return load_settings(self.config)
+        settings = load_settings(self.config)
+        for level, message in settings.notices:  # once per run: unknown keys, naive dates
+            self.logger.log(level, message)
+        return settings
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: the SDK's final STATE, once the message being written is complete."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -539,3 +540,25 @@ def test_cli_serves_with_port_file(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert f"polyai-emulator listening on http://127.0.0.1:{port}" in err
+
+
+def test_cli_on_a_taken_port_says_so_in_one_line_and_exits_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "tap_polyai.emulator", "--port", str(port), "--days", "1"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert "--port 0" in lines[0]

@@ -137,7 +137,16 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    url = emulator.start()
+    try:
+        url = emulator.start()
+    except OSError as exc:  # port taken, host not local, no permission: one line, no traceback
+        reason = exc.strerror or str(exc)
+        print(
+            f"polyai-emulator: cannot listen on {args.host}:{args.port}: {reason} "
+            "(choose another --port, or --port 0 for a free one)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.port_file is not None:
             tmp = args.port_file.with_name(args.port_file.name + ".tmp")
