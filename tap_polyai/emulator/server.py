@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-import orjson
+import msgspec
 
 from .clock import Clock
 from .data import StoredConversation, format_ts, parse_ts
@@ -141,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, payload: Any, corr: str, extra: dict[str, str] | None = None
     ) -> None:
-        body = orjson.dumps(payload)
+        body = msgspec.json.encode(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("X-PolyAI-Correlation-Id", corr)
@@ -305,8 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         route = path[len("/_emulator/") :].rstrip("/")
         try:
-            payload: Any = orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError:
+            payload: Any = msgspec.json.decode(body) if body else {}
+        except msgspec.DecodeError:
             payload = None
         try:
             if not isinstance(payload, dict):

@@ -9,7 +9,7 @@ calls. Decisions worth knowing:
 * Cursors are keysets (the sort key of the last item returned) plus a fingerprint of the
   filters, so pages stay stable while new conversations become visible, and a cursor reused
   with other filters is rejected (400 ``INVALID_CURSOR``).
-* Each finished conversation is encoded with orjson once and its bytes are spliced into page
+* Each finished conversation is encoded with msgspec once and its bytes are spliced into page
   bodies, so serving 50k conversations is dominated by socket writes, not JSON encoding.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import orjson
+import msgspec  # not orjson: the emulator ships in the wheel, on runtime dependencies only
 
 from .data import StoredConversation, parse_ts
 
@@ -151,7 +151,7 @@ def parse_query(params: dict[str, list[str]], account_id: str, project_id: str) 
         variant_name,
         in_progress,
     ]
-    fingerprint = hashlib.blake2b(orjson.dumps(filters), digest_size=8).hexdigest()
+    fingerprint = hashlib.blake2b(msgspec.json.encode(filters), digest_size=8).hexdigest()
     return Query(
         start,
         end,
@@ -173,14 +173,14 @@ def _sort_key(conv_id: str) -> tuple[str, str]:
 
 
 def encode_cursor(key: tuple[str, str], fingerprint: str) -> str:
-    raw = orjson.dumps({"v": 1, "k": list(key), "f": fingerprint})
+    raw = msgspec.json.encode({"v": 1, "k": list(key), "f": fingerprint})
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = orjson.loads(raw)
+        data = msgspec.json.decode(raw)
         key = data["k"]
         ok = (
             isinstance(data, dict)
@@ -189,7 +189,7 @@ def decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str]:
             and len(key) == 2
             and all(isinstance(k, str) for k in key)
         )
-    except (ValueError, binascii.Error, KeyError, TypeError, orjson.JSONDecodeError):
+    except (ValueError, binascii.Error, KeyError, TypeError):  # msgspec.DecodeError is a ValueError
         ok = False
     if not ok:
         raise ApiError(400, "INVALID_CURSOR", "The cursor is malformed.")
@@ -284,11 +284,11 @@ def _encode(entry: _Entry, now: datetime, include_latency: bool) -> bytes:
         cached = entry.cache.get(include_latency)
         if cached is None:
             rec = conv.record if include_latency else _strip_latency(conv.record)
-            cached = orjson.dumps(rec)
+            cached = msgspec.json.encode(rec)
             entry.cache[include_latency] = cached
         return cached
     rec = conv.snapshot(now)
-    return orjson.dumps(rec if include_latency else _strip_latency(rec))
+    return msgspec.json.encode(rec if include_latency else _strip_latency(rec))
 
 
 @dataclass
@@ -308,7 +308,7 @@ class Page:
     def __post_init__(self) -> None:
         tail = b"]"
         if self.cursor_field:
-            tail += b',"cursor":' + orjson.dumps(self.cursor)
+            tail += b',"cursor":' + msgspec.json.encode(self.cursor)
         if self.next_offset is not None:
             tail += b',"next_offset":' + str(self.next_offset).encode()
         self._tail = tail + b"}"
