@@ -1,12 +1,17 @@
-"""Turn API conversations into records that match `schema.py`, cheaply.
+"""Turn API conversations into records that match the announced schema, cheaply.
 
 The SDK's default per-field conformance walked every value of every turn in Python and cost
 about two thirds of a sync. Here msgspec checks each conversation against typed dicts in C
-(`msgspec.convert`), which both guarantees the record matches the announced schema and drops
-fields the schema does not know. Fields PolyAI adds later are therefore dropped, not fatal;
-their *names* are logged once so a schema update is visible. A value of the wrong type is a
-broken API contract: the sync stops with the conversation id and the field path, never the
-value (values are transcripts and phone numbers).
+(`msgspec.convert`, strict): a conversation with exactly the documented fields and types passes
+as it is. Anything else — a field the schema does not know, a value of another type — goes to
+the slow path, `drift.SchemaDrift`, which coerces, widens, nulls or declares new fields and
+asks the streams to announce their SCHEMA again (`on_schema_change`). Errors and warnings name
+the conversation id and the field path, never the value (transcripts, phone numbers).
+
+`Conversation`/`Turn` are the one place the typed shape lives: a fast decoder built from them
+must stay strict (no numeric strings, no integral floats for integers, no strings for
+booleans, no unknown fields), so that everything drift handling would change reaches
+`RecordConformer.conform` as a plain dict.
 """
 
 from __future__ import annotations
@@ -16,7 +21,14 @@ import typing as t
 
 import msgspec
 
-from tap_polyai.schema import CONVERSATION_PROPERTIES, TURN_PROPERTIES
+from tap_polyai.drift import InvalidConversationError, SchemaDrift
+from tap_polyai.schema import (
+    CONVERSATION_PROPERTIES,
+    CONVERSATION_TURNS_SCHEMA,
+    CONVERSATIONS_SCHEMA,
+    TURN_PROPERTIES,
+    TURN_SCHEMA,
+)
 
 StringOrStrings = str | list[str] | None
 
@@ -53,8 +65,8 @@ class Conversation(_ConversationRequired, total=False):
     to_number: str | None
     in_progress: bool | None
     num_turns: int | None
-    total_duration: int | None
-    polyai_duration: int | None
+    total_duration: int | float | None
+    polyai_duration: int | float | None
     handoff: bool | None
     handoff_reason: str | None
     handoff_destination: str | None
@@ -73,36 +85,56 @@ assert {"id", *CONVERSATION_PROPERTIES} == CONVERSATION_FIELDS, "records.py and 
 assert set(TURN_PROPERTIES) == TURN_FIELDS, "records.py and schema.py drifted"
 
 
-class InvalidConversationError(Exception):
-    """A conversation that does not match PolyAI's documented schema."""
+__all__ = ["Conversation", "InvalidConversationError", "RecordConformer", "Turn"]
 
 
 class RecordConformer:
-    """Validates conversations; remembers which unknown field names it already reported."""
+    """Fast typed check per conversation; drift handling (`drift.py`) for the rest."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, *, on_schema_mismatch: str = "warn") -> None:
         self._logger = logger
-        self._reported: set[str] = set()
+        self.drift = SchemaDrift(
+            CONVERSATIONS_SCHEMA,
+            CONVERSATION_TURNS_SCHEMA,
+            TURN_SCHEMA["properties"],
+            mode=on_schema_mismatch,
+            logger=logger,
+        )
+        self._on_schema_change: t.Callable[[set[str]], None] | None = None
+
+    def bind(
+        self,
+        conversation_schema: dict[str, t.Any],
+        turn_row_schema: dict[str, t.Any] | None,
+        *,
+        on_schema_mismatch: str,
+        on_schema_change: t.Callable[[set[str]], None],
+    ) -> None:
+        """Check against the streams' own schemas (the catalog's); `on_schema_change` gets
+        the names of the streams whose schema grew, before the record that needs it."""
+        self.drift = SchemaDrift(
+            conversation_schema,
+            turn_row_schema,
+            TURN_SCHEMA["properties"],
+            mode=on_schema_mismatch,
+            logger=self._logger,
+        )
+        self._on_schema_change = on_schema_change
 
     def conform(self, raw: dict[str, t.Any], project_label: str) -> dict[str, t.Any]:
         # Hot path (once per conversation): subset tests build no sets unless a field is new.
         turns = raw.get("turns")
-        if not raw.keys() <= CONVERSATION_FIELDS or (
-            type(turns) is list
-            and not all(type(turn) is not dict or turn.keys() <= TURN_FIELDS for turn in turns)
+        record: dict[str, t.Any]
+        if raw.keys() <= CONVERSATION_FIELDS and (
+            type(turns) is not list
+            or all(type(turn) is dict and turn.keys() <= TURN_FIELDS for turn in turns)
         ):
-            self._report_unknown(raw, project_label)
-        try:
-            record: dict[str, t.Any] = msgspec.convert(raw, Conversation, strict=False)
-        except msgspec.ValidationError as exc:
-            conversation_id = raw.get("id") if isinstance(raw.get("id"), str) else "?"
-            # msgspec's message names the expected type and the path (`$.turns[3].latency`),
-            # never the offending value.
-            msg = (
-                f"Project {project_label}: conversation {conversation_id} does not match "
-                f"PolyAI's schema: {exc}"
-            )
-            raise InvalidConversationError(msg) from None
+            try:
+                record = msgspec.convert(raw, Conversation)
+            except msgspec.ValidationError:
+                record = self._drifted(raw, project_label)
+        else:
+            record = self._drifted(raw, project_label)
         for turn in record.get("turns") or ():
             if turn.get("user_input_datetime") == "":
                 turn["user_input_datetime"] = None
@@ -110,16 +142,13 @@ class RecordConformer:
                 turn["agent_response_datetime"] = None
         return record
 
-    def _report_unknown(self, raw: dict[str, t.Any], project_label: str) -> None:
-        unknown = raw.keys() - CONVERSATION_FIELDS
-        for turn in raw.get("turns") or ():
-            if isinstance(turn, dict):
-                unknown |= {f"turns[].{name}" for name in turn.keys() - TURN_FIELDS}
-        if unknown - self._reported:
-            self._reported |= unknown
-            self._logger.warning(
-                "Project %s: the API returned fields the schema does not know; they are "
-                "dropped (update tap-polyai to load them): %s",
-                project_label,
-                ", ".join(sorted(unknown)),
-            )
+    def _drifted(self, raw: dict[str, t.Any], project_label: str) -> dict[str, t.Any]:
+        record = self.drift.conform(raw, project_label)
+        changed = self.drift.take_changes()
+        if changed and self._on_schema_change is not None:
+            self._on_schema_change(changed)
+        return record
+
+    def summary(self, project_label: str) -> str:
+        """One line: what drift handling did for this project (counts, new field names)."""
+        return self.drift.summary(project_label)

@@ -9,6 +9,18 @@ against the same field list, so what the tap emits always matches what it announ
 Every free-form object also declares `"properties": {}`: SDK-based targets (target-snowflake
 among them) conform each record recursively and index an object schema's `properties`
 without checking it exists, so `additionalProperties` alone crashes their load.
+
+Types wider than the OpenAPI, on purpose (issue #10, schema drift):
+- `total_duration`, `polyai_duration` are `number`, not `integer`: durations in seconds are the
+  fields most likely to arrive fractional (12.25), and a column declared wide from the start
+  never has to change type mid-load. Targets make them PostgreSQL `numeric` (exact), Snowflake
+  `FLOAT`, DuckDB `double`; integral values stay JSON integers in the records.
+- `latency` (seconds, fractional by nature) was `number` already.
+- Counts (`num_turns`, `num_silences`, `num_ood`) stay `integer`: a fraction there would be an
+  API bug. Should one arrive anyway, `drift.py` widens that property to `number` at run time
+  and announces the SCHEMA again (PostgreSQL alters `bigint` to `numeric`; DuckDB renames the
+  old column to `<name>_<timestamp>` and adds a new one — see README "Schema drift").
+Everything else drift-related (coercion, new fields, nulling) is in `drift.py`.
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ def _properties(fields: dict[str, th.JSONTypeHelper]) -> list[th.Property]:
 
 
 TURN = th.ObjectType(*_properties(TURN_PROPERTIES))
+TURN_SCHEMA: dict = TURN.to_dict()
 
 CONVERSATION_PROPERTIES: dict[str, th.JSONTypeHelper] = {
     "account_id": th.StringType(),
@@ -64,8 +77,10 @@ CONVERSATION_PROPERTIES: dict[str, th.JSONTypeHelper] = {
     "to_number": th.StringType(),
     "in_progress": th.BooleanType(),
     "num_turns": th.IntegerType(),
-    "total_duration": th.IntegerType(),
-    "polyai_duration": th.IntegerType(),
+    # Seconds. The OpenAPI says integer; declared `number` so a fractional duration loads
+    # without a column change (see the module docstring).
+    "total_duration": th.NumberType(),
+    "polyai_duration": th.NumberType(),
     "handoff": th.BooleanType(),
     "handoff_reason": th.StringType(),
     "handoff_destination": th.StringType(),

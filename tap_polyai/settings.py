@@ -22,6 +22,7 @@ from singer_sdk.exceptions import ConfigValidationError
 REGIONS = ("us-1", "uk-1", "euw-1")
 API_VERSIONS = ("v3", "v2")
 CLIENT_ENVS = ("live", "sandbox", "pre-release")
+ON_SCHEMA_MISMATCH = ("warn", "fail")
 MAX_PAGE_SIZE = 1000
 
 _PROJECT = th.ObjectType(
@@ -181,6 +182,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=300,
         description="Connect/read timeout of one request (a read timeout is between bytes).",
     ),
+    th.Property(
+        "on_schema_mismatch",
+        th.StringType,
+        default="warn",
+        allowed_values=list(ON_SCHEMA_MISMATCH),
+        description=(
+            "A value that fits no declared type: `warn` delivers the conversation with that "
+            "field null and a warning naming the conversation and field path (a fractional "
+            "number where an integer is declared widens the column instead); `fail` stops "
+            'the sync. Lossless coercions (`"0.53"` to 0.53) and new fields happen in both '
+            "modes; see README, Schema drift."
+        ),
+    ),
 ).to_dict()
 
 
@@ -223,6 +237,7 @@ class Settings:
     max_retries: int
     retry_base_seconds: float
     request_timeout_seconds: float
+    on_schema_mismatch: str = "warn"
     # What the tap should log once at start: (level, message), e.g. an unknown setting.
     notices: tuple[tuple[int, str], ...] = field(default=())
 
@@ -474,5 +489,6 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
         max_retries=int(config.get("max_retries", 6)),
         retry_base_seconds=float(config.get("retry_base_seconds", 1.0)),
         request_timeout_seconds=float(config.get("request_timeout_seconds", 300)),
+        on_schema_mismatch=config.get("on_schema_mismatch") or "warn",
         notices=tuple(notices),
     )

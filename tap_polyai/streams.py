@@ -74,6 +74,14 @@ class _PolyAIStream(Stream):
         writer.write_records(self.name, records, self._stream_version, now)
         self.state_manager.is_flushed = False
 
+    def _announce_schema(self, schema: dict) -> None:
+        """Schema drift grew the schema (drift.py): stream maps and targets see it now,
+        before the record that needs it (the writer keeps message order)."""
+        self._schema = schema
+        self._tap.mapper.register_raw_stream_schema(self.name, schema, self.primary_keys)
+        self._stream_maps = None  # the SDK caches the maps built from the old schema
+        self._write_schema_message()
+
 
 class ConversationsStream(_PolyAIStream):
     """PolyAI conversations with metadata, `state`, `metrics`, handoffs and turns."""
@@ -88,6 +96,7 @@ class ConversationsStream(_PolyAIStream):
         super().__init__(tap)
         self._polyai_tap = tap
         self._conformer = RecordConformer(self.logger)
+        self._drift_bound = False
 
     @functools.cached_property
     def _settings(self) -> Settings:
@@ -140,6 +149,7 @@ class ConversationsStream(_PolyAIStream):
         )
         hold = BookmarkHold(self._settings, end, self.logger)
         turns = self._turns_stream()
+        self._bind_drift(turns)
         if turns is not None:
             turns.announce()
         total = 0
@@ -168,6 +178,30 @@ class ConversationsStream(_PolyAIStream):
                 count,
                 total,
             )
+        self.logger.info("%s", self._conformer.summary(project.label))
+
+    def _bind_drift(self, turns: ConversationTurnsStream | None) -> None:
+        """Drift handling checks against these streams' schemas (the catalog's), once."""
+        if self._drift_bound:
+            return
+        self._drift_bound = True
+        self._conformer.bind(
+            self.schema,
+            turns.schema if turns is not None else None,
+            on_schema_mismatch=self._settings.on_schema_mismatch,
+            on_schema_change=functools.partial(self._schema_changed, turns),
+        )
+        drift = self._conformer.drift
+        self._schema = drift.conversation_schema
+        if turns is not None and drift.turn_row_schema is not None:
+            turns._schema = drift.turn_row_schema
+
+    def _schema_changed(self, turns: ConversationTurnsStream | None, streams: set[str]) -> None:
+        drift = self._conformer.drift
+        if "conversations" in streams:
+            self._announce_schema(drift.conversation_schema)
+        if turns is not None and drift.turn_row_schema and "conversation_turns" in streams:
+            turns._announce_schema(drift.turn_row_schema)
 
     def _checkpoint(self, context: Context, bookmark: dt.datetime) -> None:
         """Write the bookmark for `context` and emit STATE, after a complete window."""

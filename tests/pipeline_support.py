@@ -26,6 +26,8 @@ TARGETS_DIR = Path(os.environ.get("TAP_POLYAI_TARGETS_DIR", ROOT / ".venv-target
 # Pinned versions; meltano.yml pins the same ones.
 TARGET_POSTGRES = "meltanolabs-target-postgres==0.8.1"
 TARGET_SNOWFLAKE = "meltanolabs-target-snowflake==0.20.4"
+# target-duckdb 0.8.0 silently drops the first row of each batch with duckdb >= 1.3.
+TARGET_DUCKDB = "target-duckdb==0.8.0 duckdb<1.3"
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -45,7 +47,8 @@ class VenvUnavailableError(RuntimeError):
 
 
 def target_venv(name: str, requirement: str, timeout: float = 900) -> Path:
-    """Path of a virtualenv holding `requirement`, built once under .venv-targets/NAME."""
+    """Path of a virtualenv holding `requirement` (space-separated specifiers), built once
+    under .venv-targets/NAME."""
     venv = TARGETS_DIR / name
     stamp = venv / ".requirement"
     TARGETS_DIR.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,7 @@ def target_venv(name: str, requirement: str, timeout: float = 900) -> Path:
                         "install",
                         "--disable-pip-version-check",
                         "-q",
-                        requirement,
+                        *requirement.split(),
                     ],
                     check=True,
                     stdout=out,

@@ -16,6 +16,8 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
+
 from tap_polyai.tap import TapPolyAI
 
 TAP_COMMAND = [sys.executable, "-c", "from tap_polyai.tap import TapPolyAI; TapPolyAI.cli()"]
@@ -45,6 +47,18 @@ class TapRun:
     @property
     def final_state(self) -> dict[str, t.Any]:
         return self.states[-1]
+
+
+def assert_records_match_announced_schemas(run: TapRun) -> None:
+    """Every RECORD validates against the latest SCHEMA of its stream written before it."""
+    latest: dict[str, jsonschema.Draft7Validator] = {}
+    for message in run.messages:
+        if message["type"] == "SCHEMA":
+            latest[message["stream"]] = jsonschema.Draft7Validator(message["schema"])
+        elif message["type"] == "RECORD":
+            validator = latest[message["stream"]]  # KeyError: a RECORD before any SCHEMA
+            errors = sorted(validator.iter_errors(message["record"]), key=str)
+            assert not errors, (message["stream"], [e.message[:200] for e in errors])
 
 
 def discover(config: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -15,6 +15,7 @@ Typical use::
 
 from .clock import Clock
 from .data import StoredConversation, format_ts, generate_conversations, parse_ts
+from .drift import apply_drift
 from .faults import FAULT_KINDS, Fault, Faults
 from .server import Emulator
 from .store import ApiError, Query, parse_query
@@ -28,6 +29,7 @@ __all__ = [
     "Faults",
     "Query",
     "StoredConversation",
+    "apply_drift",
     "format_ts",
     "generate_conversations",
     "parse_query",

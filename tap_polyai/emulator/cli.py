@@ -19,6 +19,7 @@ from types import FrameType
 
 from .clock import Clock
 from .data import generate_conversations, parse_ts
+from .drift import apply_drift
 from .server import Emulator
 
 __all__ = ["build_parser", "main"]
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunked", action="store_true", help="always use chunked transfer")
     p.add_argument("--turns", type=_turns, default=(4, 14), help="MIN,MAX turns per conversation")
     p.add_argument(
+        "--drift",
+        action="store_true",
+        help="schema drift: fractional durations, numeric strings, new fields, an object "
+        "where a boolean is declared (see tap_polyai/emulator/drift.py)",
+    )
+    p.add_argument(
         "--port-file",
         type=Path,
         default=None,
@@ -122,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             in_progress=args.in_progress,
             late=args.late,
         )
+        if args.drift:
+            apply_drift(convs)
         emulator.add_conversations(account, project, convs)
         if args.pagination:
             emulator.set_pagination(account, project, args.pagination)
