@@ -25,6 +25,7 @@ from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.records import RecordConformer
 from tap_polyai.schema import CONVERSATION_TURNS_SCHEMA, CONVERSATIONS_SCHEMA
 from tap_polyai.settings import Settings
+from tap_polyai.state import checkpoint_marks
 from tap_polyai.windows import BookmarkHold, isoformat, plan_windows, read_range
 
 if t.TYPE_CHECKING:
@@ -208,6 +209,7 @@ class ConversationsStream(_PolyAIStream):
         state = self.get_context_state(context)
         state["replication_key"] = REPLICATION_KEY
         state["replication_key_value"] = isoformat(bookmark)
+        state.update(checkpoint_marks(self._settings))  # what it belongs to: see state.py
         self.finalize_state_progress_markers(state)
 
 

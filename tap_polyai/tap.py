@@ -18,6 +18,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.preflight import check_projects
 from tap_polyai.settings import CONFIG_SCHEMA, Settings, load_settings
+from tap_polyai.state import InvalidStateError, check_state
 from tap_polyai.streams import ConversationsStream, ConversationTurnsStream
 
 
@@ -45,6 +46,21 @@ class TapPolyAI(Tap):
         return settings
 
     _stopping = False
+
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Refuse a malformed or foreign state before the SDK reads it or writes any STATE."""
+        if state:
+            check_state(state, self.settings, self.sync_started_at)
+        super().load_state(state)
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        """A refused state is the user's to fix: one clear error line and exit 1, no traceback."""
+        try:
+            super().invoke(*args, **kwargs)
+        except InvalidStateError as exc:
+            cls.logger.error("%s", exc)
+            sys.exit(1)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: the final STATE, once the message being written is complete."""
