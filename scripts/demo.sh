@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: emulator -> tap-polyai -> target-duckdb through Meltano, then a report from SQL.
+# `make demo`: emulator -> tap-polyai -> target-duckdb through Meltano, then `dbt build` of the
+# analytics models (transform/) and a report from them.
 # Idempotent: a fresh DuckDB file and --full-refresh (stored Meltano state ignored) every time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -71,9 +72,9 @@ now = dt.datetime.fromisoformat(sys.argv[1].replace('Z', '+00:00'))
 print((now - dt.timedelta(days=int(sys.argv[2]) + 1)).strftime('%Y-%m-%dT%H:%M:%SZ'))" "$EMU_NOW" "$DAYS")"
 export TAP_POLYAI_START_DATE
 
-step "meltano install (tap-polyai, target-duckdb)"
+step "meltano install (tap-polyai, target-duckdb, dbt-duckdb)"
 bash scripts/meltano.sh --environment demo install extractor tap-polyai loader target-duckdb \
-  >"$LOG" 2>&1 || { tail -20 "$LOG" >&2; exit 1; }
+  utility dbt-duckdb >"$LOG" 2>&1 || { tail -20 "$LOG" >&2; exit 1; }
 
 step "meltano --environment demo run tap-polyai target-duckdb --full-refresh  (log: $LOG)"
 rm -f "$DB" "$DB.wal"
@@ -88,8 +89,15 @@ STATS="$(admin stats)"
 SERVED="$(.venv/bin/python -c "import json,sys; print(json.loads(sys.argv[1])['served_ids'])" "$STATS")"
 echo "    emulator stats: $STATS"
 
-step "report from $DB"
+step "meltano --environment demo invoke dbt-duckdb:build  (models and data tests; log: $LOG)"
+if ! bash scripts/meltano.sh --environment demo invoke dbt-duckdb:build >>"$LOG" 2>&1; then
+  grep -E "ERROR|FAIL|Error" "$LOG" | tail -30 >&2
+  exit 1
+fi
+grep -E "Done\. PASS=" "$LOG" | tail -1 | sed -E 's/.*(Done\.)/    dbt: \1/' || true
+
+step "report from the dbt models in $DB (schema analytics)"
 .meltano/loaders/target-duckdb/venv/bin/python scripts/demo_report.py "$DB" \
-  --schema polyai --expect-conversations "$SERVED"
+  --schema polyai --models-schema analytics --expect-conversations "$SERVED"
 
 step "done in $(( $(date +%s) - START_TS ))s; the data stays in $DB (schema polyai)"

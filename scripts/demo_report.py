@@ -1,5 +1,6 @@
 # ruff: noqa: S608  (the only interpolated name is the schema, checked to be an identifier)
-"""Print the demo's report from the DuckDB file that target-duckdb wrote, and check it.
+"""Print the demo's report from the dbt models (transform/) in the demo's DuckDB file, and
+check the load.
 
 Runs with the target-duckdb plugin's own interpreter (it has `duckdb`), so the project's
 venv needs no duckdb:  .meltano/loaders/target-duckdb/venv/bin/python scripts/demo_report.py
@@ -36,73 +37,69 @@ def fmt(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def report_from_models(con: duckdb.DuckDBPyConnection, m: str) -> None:
+    """The report, read from the dbt models in schema `m` (transform/, built by `dbt build`).
+
+    Per-day rows add up polyai_daily's counts over channels and variants (sums of counts stay
+    exact; the rate is recomputed from them); percentiles come from the per-variant model,
+    which computes them over the whole period.
+    """
+    table(
+        con,
+        "Per day (polyai_daily, all channels and variants)",
+        f"""select day, sum(conversations) as conversations, sum(finished) as finished,
+                   sum(contained) as contained, sum(handoffs) as handoffs,
+                   round(100.0 * sum(contained) / nullif(sum(finished), 0), 1)
+                       as containment_pct
+            from {m}.polyai_daily group by day order by day""",
+    )
+    table(
+        con,
+        "Per channel (polyai_daily)",
+        f"""select channel, sum(conversations) as conversations, sum(finished) as finished,
+                   round(100.0 * sum(contained) / nullif(sum(finished), 0), 1)
+                       as containment_pct
+            from {m}.polyai_daily group by channel order by conversations desc""",
+    )
+    table(
+        con,
+        "Variants side by side (polyai_variant_comparison; diff = vs the busiest variant)",
+        f"""select coalesce(variant_name, variant_id, '(none)') as variant, conversations,
+                   finished, round(100 * containment_rate, 1) as containment_pct,
+                   round(100 * containment_rate_vs_busiest, 1) as containment_diff_pts,
+                   median_duration_seconds as median_s, p90_duration_seconds as p90_s,
+                   avg_turns, round(100 * silence_rate, 1) as silence_pct,
+                   round(100 * ood_rate, 1) as ood_pct,
+                   p50_latency_seconds as p50_latency_s, p90_latency_seconds as p90_latency_s,
+                   p95_latency_seconds as p95_latency_s,
+                   p95_latency_seconds_vs_busiest as p95_latency_diff_s
+            from {m}.polyai_variant_comparison
+            order by project_id, is_busiest_variant desc, conversations desc""",
+    )
+    table(
+        con,
+        "Top handoff reasons (polyai_handoff_reasons, whole period)",
+        f"""select handoff_reason, handoff_destination, sum(handoffs) as handoffs
+            from {m}.polyai_handoff_reasons
+            group by handoff_reason, handoff_destination
+            order by handoffs desc, handoff_reason limit 5""",
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("database")
     parser.add_argument("--schema", default="polyai")
+    parser.add_argument("--models-schema", default="analytics", help="where dbt built the models")
     parser.add_argument("--expect-conversations", type=int, required=True)
     args = parser.parse_args()
 
     con = duckdb.connect(args.database, read_only=True)
     s = args.schema
-    if not s.isidentifier():
-        parser.error(f"not a plain schema name: {s!r}")
+    if not s.isidentifier() or not args.models_schema.isidentifier():
+        parser.error(f"not a plain schema name: {s!r} / {args.models_schema!r}")
     conv = f"{s}.conversations"
-    tables = {
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ?", [s]
-        ).fetchall()
-    }
-
-    table(
-        con,
-        "Conversations per day and channel",
-        f"""with per_day as (
-                pivot (select started_at::date as day, channel from {conv})
-                on channel using count(*) group by day
-            )
-            select *, (select count(*) from {conv} c where c.started_at::date = per_day.day)
-                   as total
-            from per_day order by day""",
-    )
-    table(
-        con,
-        "Handoff rate",
-        f"""select count(*) as conversations,
-                   count(*) filter (where handoff) as handoffs,
-                   round(100.0 * count(*) filter (where handoff) / count(*), 1) as handoff_pct
-            from {conv}""",
-    )
-    table(
-        con,
-        "Top handoff reasons",
-        f"""select coalesce(nullif(handoff_reason, ''), '(none given)') as reason,
-                   count(*) as handoffs
-            from {conv} where handoff group by all order by handoffs desc, reason limit 5""",
-    )
-    table(
-        con,
-        "Turns per conversation",
-        f"""select round(avg(num_turns), 2) as avg_turns, min(num_turns) as min_turns,
-                   median(num_turns) as median_turns, max(num_turns) as max_turns,
-                   round(avg(json_array_length(turns)), 2) as avg_turns_in_array
-            from {conv}""",
-    )
-    table(
-        con,
-        "In progress at extraction time",
-        f"select count(*) filter (where in_progress) as in_progress from {conv}",
-    )
-    if "conversation_turns" in tables:
-        table(
-            con,
-            "Average agent latency per day (conversation_turns)",
-            f"""select started_at::date as day, count(*) as turns,
-                       round(avg(latency), 3) as avg_latency
-                from {s}.conversation_turns where latency is not null
-                group by all order by day""",
-        )
+    report_from_models(con, args.models_schema)
 
     loaded, distinct = con.execute(f"select count(*), count(distinct id) from {conv}").fetchone()
     print()

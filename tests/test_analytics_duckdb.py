@@ -1,0 +1,198 @@
+"""The analytics project (transform/) on DuckDB, as `make demo` runs it: emulator -> tap-polyai
+-> target-duckdb 0.8.0, then `dbt build` with dbt-duckdb; every data test passes and the
+metrics equal what Python computes from the records the emulator served.
+
+Builds .venv-targets/target-duckdb and .venv-targets/dbt-duckdb on first use (PyPI); without
+them the test skips, unless TAP_POLYAI_REQUIRE_POSTGRES=1 (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from tap_polyai.emulator import Emulator
+from tests.conftest import ACCOUNT, PROJECTS, make_emulator, tap_config
+from tests.dbt_support import (
+    MODELS,
+    build_summary,
+    containment,
+    conversations_per_day,
+    dbt_venv,
+    handoffs_by_reason,
+    run_dbt,
+    variant_metrics,
+)
+from tests.pipeline_support import (
+    TARGET_DUCKDB,
+    VenvUnavailableError,
+    run_pipeline,
+    target_venv,
+    unavailable,
+    untyped_turns_catalog,
+)
+from tests.tap_runner import TAP_COMMAND, discover
+
+pytestmark = [pytest.mark.pipeline]
+
+# PII that must never reach a model unless polyai_include_pii is on.
+PII_COLUMNS = {
+    "from_number",
+    "to_number",
+    "state",
+    "turns",
+    "user_input",
+    "user_input_dtmf",
+    "agent_response",
+    "translated_user_input",
+    "english_agent_response",
+    "entities",
+}
+
+_QUERY = """
+import duckdb, json, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+rel = con.sql(sys.argv[2])
+print(json.dumps([dict(zip(rel.columns, row)) for row in rel.fetchall()], default=str))
+"""
+
+
+def _query(python: Path, database: Path, sql: str) -> list[dict[str, t.Any]]:
+    """Rows of `sql` on the DuckDB file, read with the target's own duckdb (same version)."""
+    done = subprocess.run(
+        [str(python), "-c", _QUERY, str(database), sql],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return t.cast(list[dict[str, t.Any]], json.loads(done.stdout))
+
+
+def _live(emulator: Emulator) -> list[dict[str, t.Any]]:
+    return [
+        rec
+        for p in PROJECTS
+        for rec in emulator.visible(ACCOUNT, p)
+        if rec.get("environment") == "live"
+    ]
+
+
+@pytest.fixture(scope="module")
+def venvs() -> tuple[Path, Path]:
+    try:
+        target = target_venv("target-duckdb", TARGET_DUCKDB)
+    except VenvUnavailableError as exc:
+        unavailable(f"cannot build the target-duckdb venv: {exc}")
+    return target, dbt_venv("duckdb")
+
+
+def test_dbt_build_on_duckdb(venvs: tuple[Path, Path], tmp_path: Path) -> None:
+    target, dbt = venvs
+    python = target / "bin" / "python"
+    database = tmp_path / "polyai.duckdb"
+    with make_emulator() as emulator:
+        config = tap_config(emulator)
+        run_pipeline(
+            TAP_COMMAND,
+            config,
+            target / "bin" / "target-duckdb",
+            {"filepath": str(database), "default_target_schema": "polyai"},
+            tmp_path / "load",
+            catalog=untyped_turns_catalog(discover(config)),
+        )
+        truth = _live(emulator)
+
+    env = {
+        "DBT_TARGET": "duckdb",
+        "DBT_DUCKDB_PATH": str(database),
+        "DBT_SCHEMA": "analytics",
+        "POLYAI_SOURCE_SCHEMA": "polyai",
+    }
+    done = run_dbt(dbt, ["build"], env, tmp_path / "dbt")
+    summary = build_summary(done.stdout)
+    assert summary["ERROR"] == summary["SKIP"] == summary["WARN"] == 0, done.stdout[-3000:]
+    assert summary["PASS"] >= len(MODELS) + 25  # the five models and their data tests
+
+    def rows(sql: str) -> list[dict[str, t.Any]]:
+        return _query(python, database, sql)
+
+    # Every model exists, and none carries a phone number or transcript text.
+    columns = rows(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = 'analytics'"
+    )
+    assert {c["table_name"] for c in columns} == set(MODELS)
+    assert not PII_COLUMNS & {c["column_name"] for c in columns}
+
+    assert rows("select count(*) as n from analytics.stg_polyai__conversations")[0]["n"] == len(
+        truth
+    )
+    turn_count = sum(len(rec.get("turns") or []) for rec in truth)
+    assert rows("select count(*) as n from analytics.stg_polyai__turns")[0]["n"] == turn_count > 0
+
+    # Conversations per project and day, summed over channels and variants.
+    daily = rows(
+        "select project_id, cast(day as varchar) as day, sum(conversations) as n, "
+        "sum(finished) as finished, sum(contained) as contained "
+        "from analytics.polyai_daily group by all"
+    )
+    assert {(r["project_id"], r["day"]): r["n"] for r in daily} == conversations_per_day(truth)
+
+    # Containment rate per project: contained / finished.
+    expected = containment(truth)
+    per_project = rows(
+        "select project_id, sum(finished) as finished, sum(contained) as contained "
+        "from analytics.polyai_daily group by project_id"
+    )
+    for r in per_project:
+        finished, contained, _ = expected[r["project_id"]]
+        assert (r["finished"], r["contained"]) == (finished, contained)
+    variants = rows("select * from analytics.polyai_variant_comparison")
+    for project, (finished, contained, rate) in expected.items():
+        mine = [v for v in variants if v["project_id"] == project]
+        assert sum(v["finished"] for v in mine) == finished
+        assert sum(v["contained"] for v in mine) == contained
+        assert 0 < rate < 1
+
+    # Percentiles per variant: median duration of finished calls, p95 agent latency.
+    expected_variants = variant_metrics(truth)
+    assert {(v["project_id"], v["variant_id"]) for v in variants} == set(expected_variants)
+    for v in variants:
+        want = expected_variants[(v["project_id"], v["variant_id"])]
+        for metric, value in want.items():
+            assert v[metric] == pytest.approx(value, abs=1e-9), (v["variant_id"], metric)
+        rate = v["contained"] / v["finished"]
+        assert v["containment_rate"] == pytest.approx(rate)
+    busiest = [v for v in variants if v["is_busiest_variant"]]
+    assert len(busiest) == len(PROJECTS)
+    for b in busiest:
+        assert b["containment_rate_vs_busiest"] == 0
+        peers = [v for v in variants if v["project_id"] == b["project_id"]]
+        assert b["conversations"] == max(v["conversations"] for v in peers)
+
+    # Handoff reasons over the whole period.
+    reasons = rows(
+        "select handoff_reason, handoff_destination, sum(handoffs) as n "
+        "from analytics.polyai_handoff_reasons group by all"
+    )
+    assert {(r["handoff_reason"], r["handoff_destination"]): r["n"] for r in reasons} == (
+        handoffs_by_reason(truth)
+    )
+
+    # PII only when asked for: the variable adds the caller's number to the staging model.
+    run_dbt(
+        dbt,
+        ["run", "--select", "stg_polyai__conversations", "--vars", "{polyai_include_pii: true}"],
+        {**env, "DBT_SCHEMA": "analytics_pii"},
+        tmp_path / "dbt-pii",
+    )
+    numbers = rows(
+        "select count(*) as n from analytics_pii.stg_polyai__conversations "
+        "where from_number like '+%'"
+    )
+    assert numbers[0]["n"] == sum(1 for rec in truth if rec.get("from_number"))
