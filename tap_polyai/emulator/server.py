@@ -260,6 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_page(self, page: Page, corr: str, truncate: Fault | None) -> None:
         emu = self.server.emulator
+        if emu.pretty:
+            page = page.pretty()
         size = page.size
         chunked = emu.chunked or size > emu.chunked_threshold
         if truncate is not None and truncate.chunked is not None:
@@ -418,6 +420,7 @@ class Emulator:
         latency_ms: int = 0,
         chunked: bool = False,
         chunked_threshold: int = 8 << 20,
+        pretty: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -430,6 +433,7 @@ class Emulator:
             self.set_pagination(key[0], key[1], style)
         self.chunked = chunked
         self.chunked_threshold = chunked_threshold
+        self.pretty = pretty  # pages indented, keys reordered, non-ASCII escaped (Page.pretty)
         self.host = host
         self.port = port
         self.base_url = ""

@@ -19,6 +19,7 @@ import base64
 import binascii
 import bisect
 import hashlib
+import json
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -333,6 +334,32 @@ class Page:
 
     def body(self) -> bytes:
         return b"".join(self.pieces())
+
+    def pretty(self) -> Page:
+        """The same page as a pretty-printing server sends it: pagination keys first, indented
+        (newlines between tokens), every non-ASCII character as a ``\\u`` escape."""
+        page: dict[str, Any] = {}
+        if self.cursor_field:
+            page["cursor"] = self.cursor
+        if self.next_offset is not None:
+            page["next_offset"] = self.next_offset
+        page["conversations"] = [orjson.loads(part) for part in self.parts]
+        body = json.dumps(page, indent=2, ensure_ascii=True).encode()
+        return _Verbatim([], [], None, False, None, body)
+
+
+@dataclass
+class _Verbatim(Page):
+    """A page whose body is given as bytes."""
+
+    verbatim: bytes = b""
+
+    @property
+    def size(self) -> int:
+        return len(self.verbatim)
+
+    def pieces(self) -> Iterator[bytes]:
+        yield self.verbatim
 
 
 class ProjectStore:
