@@ -22,6 +22,7 @@ import typing as t
 import requests
 
 from tap_polyai import __version__
+from tap_polyai.decoding import ConversationPayload
 from tap_polyai.errors import (
     PolyAIError,
     RetriableError,
@@ -110,8 +111,8 @@ class PolyAIClient:
 
     def conversations(
         self, project: Project, window: Window, stop: threading.Event | None = None
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """Yield the raw conversations of `window`, each page read once, in API order.
+    ) -> t.Iterator[ConversationPayload]:
+        """Yield the conversations of `window`, each page read once, in API order.
 
         Once `stop` is set (another window failed, or the consumer left) no new request starts.
         """
@@ -133,7 +134,7 @@ class PolyAIClient:
 
     def _page(
         self, project: Project, params: dict[str, t.Any], stop: threading.Event | None
-    ) -> t.Generator[dict[str, t.Any], None, PageReader]:
+    ) -> t.Generator[ConversationPayload, None, PageReader]:
         handed_out: set[str] = set()
         attempt = 0
         while True:
@@ -151,7 +152,7 @@ class PolyAIClient:
                     classify_response(response, project)
                     reader = PageReader(response)
                     for conversation in reader.conversations():
-                        conversation_id = str(conversation.get("id"))
+                        conversation_id = conversation.id
                         if conversation_id in handed_out:
                             continue
                         handed_out.add(conversation_id)

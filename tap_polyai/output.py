@@ -68,16 +68,44 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
 
         self._append(messages(), flush=False)
 
+    def write_record_bodies(
+        self,
+        stream: str,
+        bodies: t.Iterable[t.Any],  # bytes-like: bytes, memoryview, msgspec.Raw
+        version: int | None,
+        extracted: t.Any,
+    ) -> None:
+        """RECORD messages around records that are already JSON (one object each, on one
+        line): the same message as `write_records`, without decoding or re-encoding them."""
+        head = {"type": "RECORD", "stream": stream}
+        prefix = encoder.encode(head)[:-1] + b',"record":'
+        tail: dict[str, t.Any] = {} if version is None else {"version": version}
+        tail["time_extracted"] = extracted
+        suffix = b"," + encoder.encode(tail)[1:] + b"\n"
+        with self._appending(flush=False) as buffer:
+            extend = buffer.extend
+            for body in bodies:
+                extend(prefix)
+                extend(body)
+                extend(suffix)
+
     def _append(self, messages: t.Iterable[dict[str, t.Any]], *, flush: bool) -> None:
         """Encode into the buffer; write it out when asked or when it is large."""
+        with self._appending(flush=flush) as buffer:
+            for message in messages:
+                encoder.encode_into(message, buffer, -1)  # -1: append
+                buffer.extend(b"\n")
+
+    @contextlib.contextmanager
+    def _appending(self, *, flush: bool) -> t.Iterator[bytearray]:
+        """The buffer to append whole messages to; written out afterwards when asked or when
+        it is large. A deferred signal handler runs once the messages are complete."""
         self._busy = True
         try:
             buffer = self._buffer
             if not buffer:
                 self._stdout = sys.stdout
-            for message in messages:
-                encoder.encode_into(message, buffer, -1)  # -1: append
-                buffer.extend(b"\n")
+            yield buffer
             if flush or len(buffer) >= FLUSH_BYTES:
                 self.flush()
         finally:

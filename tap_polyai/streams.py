@@ -1,7 +1,8 @@
 """The `conversations` stream and `conversation_turns`, fed from the same pages.
 
 Data flows one way: settings -> windows per project (`windows.py`) -> pages (`client.py`,
-`pages.py`) -> records (`records.py`) -> a STATE checkpoint per finished window.
+`pages.py`) -> records (`decoding.py`: one typed pass; `records.py` for what it rejects) ->
+a STATE checkpoint per finished window.
 
 Bookmarks are ours, not the SDK's. The SDK would move an unsorted stream's bookmark to the
 largest `started_at` seen, and only at the end of a partition; that skips in-progress
@@ -20,6 +21,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_polyai.client import PolyAIClient
+from tap_polyai.decoding import RecordDecoder, SplicedRecord, turn_dicts, turn_rows
 from tap_polyai.fetcher import fetch_in_order
 from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.records import RecordConformer
@@ -42,9 +44,10 @@ class _PolyAIStream(Stream):
     Per record the SDK walks the whole record against the catalog to drop deselected properties
     (half the CPU of a sync with turns: every nested turn and entity is visited), conforms types,
     runs the stream map and builds a message object. Records here are already schema-checked
-    (records.py), so conformance is off; and when nothing can change a record — no deselected
-    property, no `stream_maps`, no flattening — it goes straight into the tap's buffered writer.
-    Otherwise the SDK's own path runs, unchanged.
+    (decoding.py, records.py), so conformance is off; and when nothing can change a record — no
+    deselected property, no `stream_maps`, no flattening — it goes straight into the tap's
+    buffered writer, as the JSON bytes received when it is a `SplicedRecord`. Otherwise the
+    SDK's own path runs, unchanged, on plain dicts.
     """
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -63,7 +66,17 @@ class _PolyAIStream(Stream):
         return writer
 
     def _write_record_message(self, record: Record) -> None:
-        self._write_records((record,))
+        if isinstance(record, SplicedRecord):  # only made when `_direct_writer` is set
+            self._write_bodies((record.body(),))
+        else:
+            self._write_records((record,))
+
+    def _write_bodies(self, bodies: t.Iterable[t.Any]) -> None:
+        """Records that are JSON bytes already (`decoding.py`); needs `_direct_writer`."""
+        writer = t.cast(BufferedMsgSpecWriter, self._direct_writer)
+        now = dt.datetime.now(dt.timezone.utc)
+        writer.write_record_bodies(self.name, bodies, self._stream_version, now)
+        self.state_manager.is_flushed = False
 
     def _write_records(self, records: t.Iterable[Record]) -> None:
         writer = self._direct_writer
@@ -153,15 +166,16 @@ class ConversationsStream(_PolyAIStream):
         self._bind_drift(turns)
         if turns is not None:
             turns.announce()
+        decoder = RecordDecoder(self._conformer, spliced=self._direct_writer is not None)
         total = 0
-        for window, raw_records in fetch_in_order(
+        for window, payloads in fetch_in_order(
             windows,
             lambda w, stop: self._client.conversations(project, w, stop),
             self._settings.max_concurrency,
         ):
             count = 0
-            for raw in raw_records:
-                record = self._conformer.conform(raw, project.label)
+            for payload in payloads:
+                record = decoder.record(payload, project.label)
                 hold.observe(record)
                 count += 1
                 if turns is not None:
@@ -252,6 +266,15 @@ class ConversationTurnsStream(_PolyAIStream):
             "project_id": conversation.get("project_id"),
             "started_at": conversation["started_at"],
         }
+        if isinstance(conversation, SplicedRecord):
+            if self._direct_writer is not None:
+                self._write_bodies(turn_rows(conversation, head))
+            else:
+                self._write_records(
+                    {**head, "turn_index": index, **turn}
+                    for index, turn in enumerate(turn_dicts(conversation))
+                )
+            return
         turns = conversation.get("turns")
         if turns:
             self._write_records(
