@@ -343,7 +343,7 @@ class Page:
             page["cursor"] = self.cursor
         if self.next_offset is not None:
             page["next_offset"] = self.next_offset
-        page["conversations"] = [orjson.loads(part) for part in self.parts]
+        page["conversations"] = [json.loads(part) for part in self.parts]
         body = json.dumps(page, indent=2, ensure_ascii=True).encode()
         return _Verbatim([], [], None, False, None, body)
 
