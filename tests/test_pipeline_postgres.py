@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tap_polyai.emulator import Emulator
+from tests import dbt_support
 from tests.conftest import ACCOUNT, PROJECTS, make_emulator, tap_config
 from tests.pipeline_support import (
     TARGET_POSTGRES,
@@ -53,6 +54,12 @@ def target_postgres(admin_url: str) -> Path:
     return venv / "bin" / "target-postgres"
 
 
+@pytest.fixture(scope="module")
+def dbt_postgres(admin_url: str) -> Path:
+    """The dbt-postgres venv (transform/ runs on what the pipeline loaded)."""
+    return dbt_support.dbt_venv("postgres")
+
+
 @pytest.fixture
 def database(admin_url: str) -> t.Iterator[str]:
     """A fresh database with a random name, dropped afterwards."""
@@ -84,7 +91,9 @@ def _iso(value: dt.datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def test_pipeline_into_postgres(target_postgres: Path, database: str, tmp_path: Path) -> None:
+def test_pipeline_into_postgres(
+    target_postgres: Path, dbt_postgres: Path, database: str, tmp_path: Path
+) -> None:
     url = postgres_url(database)
     target_config = {
         "sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://", 1),
@@ -207,3 +216,84 @@ def test_pipeline_into_postgres(target_postgres: Path, database: str, tmp_path: 
             f"select coalesce(sum(num_turns), 0) from {SCHEMA}.conversations "
             "where jsonb_array_length(turns) > 0"
         )
+
+        # The analytics project on what was loaded: every model and data test, metrics equal
+        # to what Python computes from the API's records.
+        _check_dbt_build(dbt_postgres, database, db, list(visible2.values()), tmp_path / "dbt")
+
+
+def _check_dbt_build(
+    dbt: Path,
+    database: str,
+    db: psycopg.Connection[t.Any],
+    truth: list[dict[str, t.Any]],
+    workdir: Path,
+) -> None:
+    info = psycopg.conninfo.conninfo_to_dict(postgres_url(database))
+    env = {
+        "DBT_TARGET": "postgres",
+        "DBT_POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
+        "DBT_POSTGRES_PORT": str(info.get("port") or 5432),
+        "DBT_POSTGRES_USER": str(info.get("user") or "postgres"),
+        "DBT_POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "DBT_POSTGRES_DBNAME": database,
+        "DBT_SCHEMA": "analytics",
+        "POLYAI_SOURCE_SCHEMA": SCHEMA,
+    }
+    # A tombstone as a loader leaves it for a turn that no longer exists: the staging model
+    # must drop it (or the turn-count data test fails).
+    victim = db.execute(
+        f"select id, num_turns from {SCHEMA}.conversations "
+        "where jsonb_array_length(turns) > 0 order by id limit 1"
+    ).fetchone()
+    assert victim is not None
+    db.execute(
+        f"insert into {SCHEMA}.conversation_turns (conversation_id, turn_index, project_id, "
+        "_sdc_deleted_at) values (%s, %s, 'PROJECT-alpha', now())",
+        (victim[0], victim[1]),
+    )
+    done = dbt_support.run_dbt(dbt, ["build"], env, workdir)
+    summary = dbt_support.build_summary(done.stdout)
+    assert summary["ERROR"] == summary["SKIP"] == summary["WARN"] == 0, done.stdout[-3000:]
+    assert summary["PASS"] >= len(dbt_support.MODELS) + 25
+
+    def rows(sql: str) -> list[tuple[t.Any, ...]]:
+        return db.execute(sql).fetchall()
+
+    tables = {
+        r[0]
+        for r in rows(
+            "select table_name from information_schema.tables where table_schema = 'analytics'"
+        )
+    }
+    assert tables == set(dbt_support.MODELS)
+    turns = sum(len(rec.get("turns") or []) for rec in truth)
+    assert rows("select count(*) from analytics.stg_polyai__turns") == [(turns,)]
+    assert rows(f"select count(*) from {SCHEMA}.conversation_turns") == [(turns + 1,)]
+
+    per_day = rows(
+        "select project_id, day::text, sum(conversations)::int from analytics.polyai_daily "
+        "group by 1, 2"
+    )
+    assert {(p, d): n for p, d, n in per_day} == dbt_support.conversations_per_day(truth)
+    expected = dbt_support.containment(truth)
+    for project, finished, contained in rows(
+        "select project_id, sum(finished)::int, sum(contained)::int from analytics.polyai_daily "
+        "group by 1"
+    ):
+        assert (finished, contained) == expected[project][:2]
+    for project, variant, finished, contained, rate in rows(
+        "select project_id, variant_id, finished, contained, containment_rate "
+        "from analytics.polyai_variant_comparison"
+    ):
+        assert rate == pytest.approx(contained / finished), (project, variant)
+    variants = dbt_support.variant_metrics(truth)
+    got = rows(
+        "select project_id, variant_id, median_duration_seconds, p95_latency_seconds "
+        "from analytics.polyai_variant_comparison"
+    )
+    assert {(p, v) for p, v, _, _ in got} == set(variants)
+    for project, variant, median, p95 in got:
+        want = variants[(project, variant)]
+        assert median == pytest.approx(want["median_duration_seconds"], abs=1e-9)
+        assert p95 == pytest.approx(want["p95_latency_seconds"], abs=1e-9)
