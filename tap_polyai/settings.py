@@ -242,8 +242,14 @@ class Settings:
     notices: tuple[tuple[int, str], ...] = field(default=())
 
 
+_FRACTION = re.compile(r"\.(\d+)")
+
+
 def _fromisoformat(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    # Python 3.10's fromisoformat takes only 3 or 6 fraction digits: pad or cut to 6.
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    return dt.datetime.fromisoformat(text)
 
 
 def parse_datetime(value: str) -> dt.datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 import pytest
@@ -70,3 +71,20 @@ def test_region_selects_the_host_and_api_url_wins(emulator: Emulator) -> None:
     assert TapPolyAI(config=config).settings.base_url == emulator.base_url
     config.pop("api_url")
     assert TapPolyAI(config=config).settings.base_url == "https://api.euw-1.platform.polyai.app"
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("2026-01-01T00:00:00.5Z", 500000),
+        ("2026-01-01T00:00:00.12345Z", 123450),
+        ("2026-01-01T00:00:00.1234567+00:00", 123456),
+        ("2026-01-01T00:00:00Z", 0),
+    ],
+)
+def test_timestamps_with_any_fraction_parse_on_every_python(text: str, micros: int) -> None:
+    """Python 3.10's fromisoformat takes only 3 or 6 fraction digits; ours takes any."""
+    from tap_polyai.settings import parse_datetime
+
+    parsed = parse_datetime(text)
+    assert (parsed.year, parsed.microsecond, parsed.utcoffset()) == (2026, micros, dt.timedelta(0))
