@@ -9,15 +9,16 @@ it against the stream's *current* JSON schema, which it may grow. Per value:
   a boolean is declared, a number or boolean where a string is declared (its JSON text).
 - **widened**: a fractional number (or numeric string) where an integer is declared is kept;
   the property's type becomes `number` and the stream's SCHEMA is announced again before the
-  record, so targets widen the column (PostgreSQL `bigint` -> `numeric`).
+  record. The tap declares no `integer` property of its own (schema.py: targets do not widen
+  a loaded column reliably), so this happens only where a catalog declares one.
 - **nulled**: what no declared type can hold (an object where a boolean is declared, a list
   where a string is declared, `"yes"` where a number is declared) becomes null and a warning
   names the conversation id and the field path, never the value. With
   `on_schema_mismatch: fail` a widening or a nulling stops the sync instead (lossless
   coercions still happen).
 - **new fields** (a top-level key or a turn key the schema does not declare) are declared
-  with the JSON type of their first non-null value (string, integer, number, boolean, an
-  object as free JSON with `"properties": {}`, an array as an untyped JSON array) and the
+  with the JSON type of their first non-null value (string, number for any number, boolean,
+  an object as free JSON with `"properties": {}`, an array as an untyped JSON array) and the
   SCHEMA is announced again before the first record that carries them. Targets add a column of
   that type; later values of the field follow the rules above against it. A new field whose
   values are all null so far is left out of records (null is what its column will hold).
@@ -77,9 +78,8 @@ def schema_of_new_field(value: t.Any) -> dict[str, t.Any]:
     """The permissive, nullable JSON schema a new field is declared with, from a value."""
     if isinstance(value, bool):
         return {"type": ["boolean", "null"]}
-    if isinstance(value, int):
-        return {"type": ["integer", "null"]}
-    if isinstance(value, float):
+    if isinstance(value, (int, float)):
+        # Never `integer`: targets do not widen an integer column later (schema.py).
         return {"type": ["number", "null"]}
     if isinstance(value, str):
         return {"type": ["string", "null"]}

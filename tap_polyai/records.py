@@ -64,14 +64,14 @@ class Conversation(_ConversationRequired, total=False):
     from_number: str | None
     to_number: str | None
     in_progress: bool | None
-    num_turns: int | None
+    num_turns: int | float | None
     total_duration: int | float | None
     polyai_duration: int | float | None
     handoff: bool | None
     handoff_reason: str | None
     handoff_destination: str | None
-    num_silences: int | None
-    num_ood: int | None
+    num_silences: int | float | None
+    num_ood: int | float | None
     metrics: dict[str, StringOrStrings] | None
     state: dict[str, t.Any] | None
     turns: list[Turn] | None

@@ -10,16 +10,14 @@ Every free-form object also declares `"properties": {}`: SDK-based targets (targ
 among them) conform each record recursively and index an object schema's `properties`
 without checking it exists, so `additionalProperties` alone crashes their load.
 
-Types wider than the OpenAPI, on purpose (issue #10, schema drift):
-- `total_duration`, `polyai_duration` are `number`, not `integer`: durations in seconds are the
-  fields most likely to arrive fractional (12.25), and a column declared wide from the start
-  never has to change type mid-load. Targets make them PostgreSQL `numeric` (exact), Snowflake
-  `FLOAT`, DuckDB `double`; integral values stay JSON integers in the records.
-- `latency` (seconds, fractional by nature) was `number` already.
-- Counts (`num_turns`, `num_silences`, `num_ood`) stay `integer`: a fraction there would be an
-  API bug. Should one arrive anyway, `drift.py` widens that property to `number` at run time
-  and announces the SCHEMA again (PostgreSQL alters `bigint` to `numeric`; DuckDB renames the
-  old column to `<name>_<timestamp>` and adds a new one — see README "Schema drift").
+Types wider than the OpenAPI, on purpose (issue #10, schema drift): every numeric field is
+`number`, none `integer` (the OpenAPI says integer for the durations and counts). A column
+has to be wide before a fractional value arrives, because targets do not widen reliably once
+loaded, measured: meltanolabs-target-postgres 0.8.1 keeps a `bigint` column when the SCHEMA
+says `number` (the SDK's type merge keeps the current type) and PostgreSQL then rounds 12.25 to
+12 silently; target-duckdb 0.8.0 renames the old column and starts a new one. Declared
+`number`, they are PostgreSQL `numeric` (exact), Snowflake `FLOAT`, DuckDB `double`, and
+whole values stay JSON integers in the records. `latency` (seconds) was `number` already.
 Everything else drift-related (coercion, new fields, nulling) is in `drift.py`.
 """
 
@@ -76,16 +74,15 @@ CONVERSATION_PROPERTIES: dict[str, th.JSONTypeHelper] = {
     "from_number": th.StringType(),
     "to_number": th.StringType(),
     "in_progress": th.BooleanType(),
-    "num_turns": th.IntegerType(),
-    # Seconds. The OpenAPI says integer; declared `number` so a fractional duration loads
-    # without a column change (see the module docstring).
+    "num_turns": th.NumberType(),
+    # Seconds. The OpenAPI says integer: see the module docstring for why `number`.
     "total_duration": th.NumberType(),
     "polyai_duration": th.NumberType(),
     "handoff": th.BooleanType(),
     "handoff_reason": th.StringType(),
     "handoff_destination": th.StringType(),
-    "num_silences": th.IntegerType(),
-    "num_ood": th.IntegerType(),
+    "num_silences": th.NumberType(),
+    "num_ood": th.NumberType(),
     "metrics": th.CustomType(_free_object(_STRING_OR_STRINGS)),
     "state": th.CustomType(_free_object(True)),
     "turns": th.ArrayType(TURN),

@@ -18,6 +18,7 @@ import functools
 import typing as t
 
 from singer_sdk import Stream
+from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_polyai.client import PolyAIClient
@@ -91,8 +92,13 @@ class _PolyAIStream(Stream):
     def _announce_schema(self, schema: dict) -> None:
         """Schema drift grew the schema (drift.py): stream maps and targets see it now,
         before the record that needs it (the writer keeps message order)."""
-        self._schema = schema
-        self._tap.mapper.register_raw_stream_schema(self.name, schema, self.primary_keys)
+        if self._input_schema is not None:  # a catalog was given: it is the schema
+            self._input_schema = schema
+        else:
+            self._schema = schema
+        # As the SDK registers a catalog entry: only selected properties are announced.
+        selected = get_selected_schema(self.name, schema, self.mask)
+        self._tap.mapper.register_raw_stream_schema(self.name, selected, self.primary_keys)
         self._stream_maps = None  # the SDK caches the maps built from the old schema
         self._write_schema_message()
 
@@ -201,15 +207,11 @@ class ConversationsStream(_PolyAIStream):
             return
         self._drift_bound = True
         self._conformer.bind(
-            self.schema,
-            turns.schema if turns is not None else None,
+            self.effective_schema,
+            turns.effective_schema if turns is not None else None,
             on_schema_mismatch=self._settings.on_schema_mismatch,
             on_schema_change=functools.partial(self._schema_changed, turns),
         )
-        drift = self._conformer.drift
-        self._schema = drift.conversation_schema
-        if turns is not None and drift.turn_row_schema is not None:
-            turns._schema = drift.turn_row_schema
 
     def _schema_changed(self, turns: ConversationTurnsStream | None, streams: set[str]) -> None:
         drift = self._conformer.drift
