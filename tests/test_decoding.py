@@ -169,8 +169,8 @@ class _RecordingConformer(RecordConformer):
     [
         {"brand_new_field": {"x": 1}},
         {"turns": [_turn(brand_new_turn_field=True)]},
-        {"num_turns": 2.5},
-        {"num_turns": 2.0},
+        {"handoff": {"reason": "x"}},  # counts are `number` (schema.py): 2.5 fits
+        {"num_turns": "2.5"},
         {"num_turns": "3"},
         {"in_progress": "false"},
         {"turns": [_turn(latency="0.53")]},
