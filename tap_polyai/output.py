@@ -42,6 +42,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         self._busy = False
         self._deferred: t.Callable[[], None] | None = None
         self._stdout: t.Any = None  # the stdout the buffered bytes were meant for
+        self._prefixes: dict[str, bytes] = {}  # stream -> start of its RECORD messages
         _live.add(self)
 
     def write_message(self, message: Message) -> None:
@@ -76,36 +77,40 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         extracted: t.Any,
     ) -> None:
         """RECORD messages around records that are already JSON (one object each, on one
-        line): the same message as `write_records`, without decoding or re-encoding them."""
-        head = {"type": "RECORD", "stream": stream}
-        prefix = encoder.encode(head)[:-1] + b',"record":'
+        line): the same message as `write_records`, without decoding or re-encoding them.
+        Called once per conversation: kept lean (no context manager, prefix cached)."""
+        prefix = self._prefixes.get(stream)
+        if prefix is None:
+            prefix = encoder.encode({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
+            self._prefixes[stream] = prefix
         tail: dict[str, t.Any] = {} if version is None else {"version": version}
         tail["time_extracted"] = extracted
         suffix = b"," + encoder.encode(tail)[1:] + b"\n"
-        with self._appending(flush=False) as buffer:
-            extend = buffer.extend
-            for body in bodies:
-                extend(prefix)
-                extend(body)
-                extend(suffix)
-
-    def _append(self, messages: t.Iterable[dict[str, t.Any]], *, flush: bool) -> None:
-        """Encode into the buffer; write it out when asked or when it is large."""
-        with self._appending(flush=flush) as buffer:
-            for message in messages:
-                encoder.encode_into(message, buffer, -1)  # -1: append
-                buffer.extend(b"\n")
-
-    @contextlib.contextmanager
-    def _appending(self, *, flush: bool) -> t.Iterator[bytearray]:
-        """The buffer to append whole messages to; written out afterwards when asked or when
-        it is large. A deferred signal handler runs once the messages are complete."""
         self._busy = True
         try:
             buffer = self._buffer
             if not buffer:
                 self._stdout = sys.stdout
-            yield buffer
+            for body in bodies:
+                buffer += prefix
+                buffer += body
+                buffer += suffix
+            if len(buffer) >= FLUSH_BYTES:
+                self.flush()
+        finally:
+            self._busy = False
+        self._run_deferred()
+
+    def _append(self, messages: t.Iterable[dict[str, t.Any]], *, flush: bool) -> None:
+        """Encode into the buffer; write it out when asked or when it is large."""
+        self._busy = True
+        try:
+            buffer = self._buffer
+            if not buffer:
+                self._stdout = sys.stdout
+            for message in messages:
+                encoder.encode_into(message, buffer, -1)  # -1: append
+                buffer.extend(b"\n")
             if flush or len(buffer) >= FLUSH_BYTES:
                 self.flush()
         finally:

@@ -27,6 +27,7 @@ from tap_polyai.decoding import ConversationPayload
 
 STREAM_THRESHOLD_BYTES = 16 << 20
 _CHUNK_BYTES = 256 << 10
+_WHOLE_READ_BYTES = 1 << 20
 
 
 class _Page(msgspec.Struct):
@@ -63,6 +64,7 @@ class PageReader:
     def __init__(self, response: requests.Response) -> None:
         self._response = response
         self.next_page: NextPage | None = None
+        self.bytes_read = 0  # body bytes read so far
 
     def is_streamed(self) -> bool:
         headers = self._response.headers
@@ -82,7 +84,10 @@ class PageReader:
             raise BrokenBodyError(f"response body is not valid JSON ({exc})") from None
 
     def _whole(self) -> t.Iterator[ConversationPayload]:
-        body = self._response.content
+        # Not `.content`: it reads 10 KiB at a time; reading 1 MiB at a time took less than
+        # half its CPU on 5 MB pages.
+        body = b"".join(self._response.iter_content(_WHOLE_READ_BYTES))
+        self.bytes_read = len(body)
         page = _page_decoder.decode(body)
         if _has_line_breaks(body):
             page = _page_decoder.decode(_without_line_breaks(body))
@@ -91,11 +96,16 @@ class PageReader:
             yield ConversationPayload(raw)
 
     def _stream(self) -> t.Iterator[ConversationPayload]:
-        page = _StreamedPage(self._response.iter_content(_CHUNK_BYTES))
+        page = _StreamedPage(self._counted(self._response.iter_content(_CHUNK_BYTES)))
         for raw in page.conversations():
             yield ConversationPayload(_without_line_breaks(raw) if _has_line_breaks(raw) else raw)
         top = page.top_level
         self.next_page = _next_page("cursor" in top, top.get("cursor"), top.get("next_offset"))
+
+    def _counted(self, chunks: t.Iterator[bytes]) -> t.Iterator[bytes]:
+        for chunk in chunks:
+            self.bytes_read += len(chunk)
+            yield chunk
 
 
 def _has_line_breaks(data: bytes) -> bool:
