@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -43,12 +44,14 @@ class Scenario:
     turns: str = "4,14"
     latency_ms: int = 0
     chunked: bool = False
-    window_hours: int = 24
-    max_concurrency: int = 2
+    window_hours: int | None = None  # None: the tap's default
+    max_concurrency: int | None = None
     rounds: int = 3
     target: str = ""
     target_ratio: float = 1.0
     metric: str = "wall"  # which ratio the target is about: wall or rss
+    wall_target_ratio: float | None = None  # a second target, on wall, when metric is rss
+    turns_target_ratio: float | None = None  # tap_turns wall / tap wall (issue #5: CPU path)
     contenders: tuple[str, ...] = ("loop", "orjson", "tap")
 
 
@@ -60,8 +63,9 @@ SCENARIOS = {
         days=15,
         page_size=1000,
         rounds=5,
-        target="tap wall <= 1.0x loop (aim 0.6x)",
-        target_ratio=1.0,
+        target="tap wall <= 0.8x loop (aim 0.6x)",
+        target_ratio=0.8,
+        turns_target_ratio=1.30,
         # the same sync with conversation_turns selected too (issue: turns add <= 30 %)
         contenders=("loop", "orjson", "tap", "tap_turns"),
     ),
@@ -90,6 +94,8 @@ SCENARIOS = {
         target="tap peak RSS <= 0.15x loop",
         target_ratio=0.15,
         metric="rss",
+        wall_target_ratio=1.0,
+        contenders=("loop", "orjson", "tap", "tap_turns"),
     ),
 }
 QUICK = {
@@ -144,7 +150,7 @@ class EmulatorProcess:
 
 def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
     start = END - timedelta(days=s.days)
-    config = {
+    config: dict[str, t.Any] = {
         "api_url": url,
         "api_key": KEY,
         "account_id": ACCOUNT,
@@ -152,9 +158,11 @@ def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
         "start_date": iso(start),
         "end_date": iso(END),
         "page_size": s.page_size,
-        "window_hours": s.window_hours,
-        "max_concurrency": s.max_concurrency,
     }
+    if s.window_hours is not None:
+        config["window_hours"] = s.window_hours
+    if s.max_concurrency is not None:
+        config["max_concurrency"] = s.max_concurrency
     config_file = workdir / f"{s.name}.config.json"
     config_file.write_text(json.dumps(config))
     catalog_file = workdir / f"{s.name}.catalog.json"
@@ -243,10 +251,12 @@ def run_scenario(s: Scenario, workdir: Path) -> dict[str, Result]:
     print(f"\n## {s.name}: {s.what}", flush=True)
     print(
         f"{s.conversations} conversations over {s.days:g} days, turns {s.turns}, "
-        f"latency {s.latency_ms} ms, chunked {s.chunked}; tap: window_hours {s.window_hours}, "
-        f"max_concurrency {s.max_concurrency}; {s.rounds} round(s), median",
+        f"latency {s.latency_ms} ms, chunked {s.chunked}; "
+        f"tap: window_hours {s.window_hours or 'default'}, "
+        f"max_concurrency {s.max_concurrency or 'default'}; {s.rounds} round(s), median",
         flush=True,
     )
+    print(f"load average before: {load()}", flush=True)
     started = time.perf_counter()
     emulator = EmulatorProcess(s, workdir)
     print(f"(emulator ready in {time.perf_counter() - started:.1f} s)", flush=True)
@@ -268,6 +278,7 @@ def run_scenario(s: Scenario, workdir: Path) -> dict[str, Result]:
                 results[name].wall.append(wall)
                 results[name].rss_kb.append(rss)
                 results[name].cpu.append(cpu)
+        print(f"\nload average after: {load()}")
         report(s, results, len(loop_ids))
         return results
     finally:
@@ -306,15 +317,26 @@ def report(s: Scenario, results: dict[str, Result], records: int) -> None:
         else statistics.median(tap.rss_kb) / loop_rss
     )
     verdict = "MET" if ratio <= s.target_ratio else "NOT MET"
-    print(f"\nTarget: {s.target} -> {ratio:.2f}x: {verdict}")
+    cpu_ratio = statistics.median(tap.cpu) / loop_cpu
+    print(f"\nTarget: {s.target} -> {ratio:.2f}x (CPU {cpu_ratio:.2f}x): {verdict}")
+    if s.wall_target_ratio is not None:
+        wall_ratio = statistics.median(tap.wall) / loop_wall
+        verdict = "MET" if wall_ratio <= s.wall_target_ratio else "NOT MET"
+        print(
+            f"Target: tap wall <= {s.wall_target_ratio:g}x loop -> {wall_ratio:.2f}x "
+            f"(CPU {cpu_ratio:.2f}x): {verdict}"
+        )
     if "tap_turns" in results:
         extra = statistics.median(results["tap_turns"].wall) / statistics.median(tap.wall)
         cpu_extra = statistics.median(results["tap_turns"].cpu) / statistics.median(tap.cpu)
-        verdict = "MET" if extra <= 1.30 else "NOT MET"
-        print(
-            f"Target: turns stream adds <= 30% wall -> {extra:.2f}x wall "
-            f"({cpu_extra:.2f}x CPU): {verdict}"
-        )
+        if s.turns_target_ratio is None:
+            print(f"conversation_turns on: {extra:.2f}x wall ({cpu_extra:.2f}x CPU) of the tap's")
+        else:
+            verdict = "MET" if extra <= s.turns_target_ratio else "NOT MET"
+            print(
+                f"Target: turns stream adds <= {s.turns_target_ratio - 1:.0%} wall -> "
+                f"{extra:.2f}x wall ({cpu_extra:.2f}x CPU): {verdict}"
+            )
     print(f"(all walls: { {k: [round(w, 2) for w in v.wall] for k, v in results.items()} })")
 
 
@@ -329,6 +351,11 @@ def startup(rounds: int) -> None:
     verdict = "MET" if median < 1.0 else "NOT MET"
     print(f"\n`tap-polyai --about`: median {median:.2f} s of {len(walls)} runs")
     print(f"Target: under 1 s -> {verdict}")
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages: the machine is shared, walls move with them."""
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def machine() -> str:

@@ -185,17 +185,6 @@ class RecordDecoder:
         return SplicedRecord(typed, _encode(typed) if changed else payload.raw)
 
 
-def turn_rows(record: SplicedRecord, head: dict[str, t.Any]) -> t.Iterator[bytes]:
-    """`conversation_turns` rows of a spliced record, as JSON: `head`, `turn_index`, the turn."""
-    prefix = _encode(head)[:-1] + b',"turn_index":'
-    for index, turn in enumerate(record.turns()):
-        body = _encode(turn)
-        if len(body) == 2:  # {}: a turn with no fields
-            yield b"%b%d}" % (prefix, index)
-        else:
-            yield b"%b%d,%b" % (prefix, index, body[1:])
-
-
 def turn_dicts(record: SplicedRecord) -> list[dict[str, t.Any]]:
     """The turns of a spliced record as plain dicts, for the SDK's path."""
     return t.cast(list[dict[str, t.Any]], msgspec.to_builtins(record.turns()))

@@ -22,7 +22,7 @@ from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_polyai.client import PolyAIClient
-from tap_polyai.decoding import RecordDecoder, SplicedRecord, turn_dicts, turn_rows
+from tap_polyai.decoding import RecordDecoder, SplicedRecord, turn_dicts
 from tap_polyai.fetcher import fetch_in_order
 from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.records import RecordConformer
@@ -269,8 +269,17 @@ class ConversationTurnsStream(_PolyAIStream):
             "started_at": conversation["started_at"],
         }
         if isinstance(conversation, SplicedRecord):
-            if self._direct_writer is not None:
-                self._write_bodies(turn_rows(conversation, head))
+            writer = self._direct_writer
+            if writer is not None:
+                writer.write_indexed_records(
+                    self.name,
+                    head,
+                    "turn_index",
+                    conversation.turns(),
+                    version=self._stream_version,
+                    extracted=dt.datetime.now(dt.timezone.utc),
+                )
+                self.state_manager.is_flushed = False
             else:
                 self._write_records(
                     {**head, "turn_index": index, **turn}
