@@ -22,12 +22,13 @@ PROFILES_DIR = PROJECT_DIR / "profiles"
 
 # dbt-core 1.12.0: 1.12.1+ depend on a dbt-core-experimental-parser that downloads its wheel
 # from GitHub at install time; 1.12.0 accepts the parser wheel PyPI has. meltano.yml pins the
-# same requirements.
+# same requirements (without fakesnow).
 _DBT_CORE = "dbt-core==1.12.0 dbt-core-experimental-parser==2.0.0a4"
 DBT_REQUIREMENTS = {
     "duckdb": f"{_DBT_CORE} dbt-duckdb==1.11.1 duckdb<1.3",
     "postgres": f"{_DBT_CORE} dbt-postgres==1.11.0",
-    "snowflake": f"{_DBT_CORE} dbt-snowflake==1.12.4",
+    # fakesnow: the tests run dbt-snowflake against it (no Snowflake account here).
+    "snowflake": f"{_DBT_CORE} dbt-snowflake==1.12.4 fakesnow==0.12.1",
 }
 
 MODELS = (
