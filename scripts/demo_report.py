@@ -105,13 +105,13 @@ def main() -> int:
     print()
     if loaded == distinct == args.expect_conversations:
         print(
-            f"OK: {loaded} conversation rows loaded = {args.expect_conversations} distinct "
-            "conversations served by the emulator (no loss, no duplicates)."
+            f"OK: {loaded} conversation rows loaded = {args.expect_conversations} live "
+            "conversations in the emulator's truth (no loss, no duplicates)."
         )
         return 0
     print(
-        f"MISMATCH: {loaded} rows ({distinct} distinct ids) loaded, but the emulator served "
-        f"{args.expect_conversations} distinct conversations.",
+        f"MISMATCH: {loaded} rows ({distinct} distinct ids) loaded, but the emulator's truth "
+        f"holds {args.expect_conversations} live conversations.",
         file=sys.stderr,
     )
     return 1

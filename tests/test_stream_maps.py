@@ -1,4 +1,4 @@
-"""The PII recipe of README.pipelines.md: the SDK's built-in stream maps, no tap code.
+"""The PII recipe of README.md ("PII"): the SDK's built-in stream maps, no tap code.
 
 Phone numbers are replaced by a salted SHA-256 (md5() works the same way, unsalted hashes of
 phone numbers are easy to reverse by brute force), the transcript is dropped from
@@ -26,7 +26,7 @@ TEXT_FIELDS = (
     "entities",
 )
 
-# Exactly what README.pipelines.md shows (there the salt comes from the environment).
+# Exactly what README.md ("PII") shows (there the salt comes from the environment).
 PII_STREAM_MAPS: dict[str, t.Any] = {
     "conversations": {
         "from_number": "sha256(config['salt'] + from_number) if from_number else from_number",
