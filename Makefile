@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SOURCES := $(wildcard tap_polyai tests scripts benchmarks)
+SOURCES := $(wildcard tap_polyai tests scripts benchmarks orchestration)
 
-.PHONY: bootstrap lint format test demo emulator bench readme clean
+.PHONY: bootstrap lint format test test-orchestration demo emulator bench readme clean
 
 $(STAMP): pyproject.toml
 	@echo "==> bootstrapping $(VENV)"
@@ -26,7 +26,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(SOURCES)
 
 test: lint
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q -m "not orchestration"
+
+# The Dagster/Airflow recipes end to end (builds their venvs once; several minutes).
+test-orchestration: $(STAMP)
+	$(BIN)/python -m pytest -q -m orchestration
 
 demo: $(STAMP)
 	@bash scripts/demo.sh

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Run Meltano from its own virtualenv (.venv-meltano), creating it on first use, so Meltano's
-# dependencies never share a venv with singer-sdk's. Any arguments go to `meltano`:
+# dependencies never share a venv with singer-sdk's. The `postgres` extra lets it keep its system
+# database (state) in PostgreSQL, as the orchestration recipes do. Any arguments go to `meltano`:
 #   bash scripts/meltano.sh --environment demo run tap-polyai target-duckdb
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MELTANO_VERSION="${MELTANO_VERSION:-4.4.1}"
 MELTANO_VENV="${MELTANO_VENV:-$ROOT/.venv-meltano}"
 PYTHON="${PYTHON:-python3}"
-STAMP="$MELTANO_VENV/.meltano-$MELTANO_VERSION"
+STAMP="$MELTANO_VENV/.meltano-$MELTANO_VERSION-postgres"
 
 if [[ ! -f "$STAMP" ]]; then
-  echo "==> creating $MELTANO_VENV (meltano==$MELTANO_VERSION); one time, ~40 s" >&2
+  echo "==> creating $MELTANO_VENV (meltano[postgres]==$MELTANO_VERSION); one time, ~40 s" >&2
   "$PYTHON" -m venv "$MELTANO_VENV"
   "$MELTANO_VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip \
     >"$MELTANO_VENV/pip.log" 2>&1
   if ! "$MELTANO_VENV/bin/python" -m pip install -q --disable-pip-version-check \
-      "meltano==$MELTANO_VERSION" >>"$MELTANO_VENV/pip.log" 2>&1; then
+      "meltano[postgres]==$MELTANO_VERSION" >>"$MELTANO_VENV/pip.log" 2>&1; then
     echo "pip install meltano==$MELTANO_VERSION failed; see $MELTANO_VENV/pip.log" >&2
     exit 1
   fi

@@ -11,6 +11,10 @@ Why each rule (measured with Meltano 4.4.1, see the README "Large backfills in p
   a per-shard directory would lose the state with the directory; SQLite shared between workers
   does not work.
 - Each shard has its own state ID: `meltano run --state-id-suffix <shard name>`.
+- `--force`: a shard killed mid-run (SIGKILL, a lost worker) leaves its Meltano job marked
+  running, and Meltano refuses a new run of that state ID until the job's heartbeat goes stale
+  (minutes), so the orchestrator's retry would fail. A shard runs once at a time by
+  construction (one plan run at a time: Airflow `max_active_runs=1`, one Dagster run per plan).
 
 `python -m tap_polyai.shard_run SHARD_JSON` is the same for any orchestrator (the Airflow DAG
 uses it). Pure standard library.
@@ -112,6 +116,7 @@ class MeltanoProject:
             "run",
             "--state-id-suffix",
             shard.name,
+            "--force",
             *self.extra_args,
             self.extractor,
             self.loader,

@@ -150,9 +150,10 @@ def test_each_shard_runs_in_its_own_system_dir_sharing_the_installed_plugins(
         assert (sys_dir / "extractors").resolve() == (tmp_path / ".meltano" / "extractors")
         assert (sys_dir / "loaders").resolve() == (tmp_path / ".meltano" / "loaders")
         assert env["MELTANO_DATABASE_URI"] == uri["MELTANO_DATABASE_URI"]
-    assert project.run_command(a)[-4:] == [
+    assert project.run_command(a)[-5:] == [
         "--state-id-suffix",
         a.name,
+        "--force",
         "tap-polyai",
         "target-postgres",
     ]
