@@ -11,6 +11,8 @@ they are spliced into the RECORD line without re-encoding. Two things change a r
   from its structs instead;
 - a stream with stream maps, flattening or a deselected property needs the SDK's own path:
   it gets plain dicts (`msgspec.to_builtins`), as before.
+`conversation_turns` rows are the conversation's keys followed by each turn struct, encoded
+once straight into the output buffer (`output.write_indexed_records`).
 
 Anything the strict decode rejects — an unknown field, a value of another type, a number
 where an integer is declared — is decoded as plain JSON and handed to
