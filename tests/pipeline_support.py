@@ -26,6 +26,8 @@ TARGETS_DIR = Path(os.environ.get("TAP_POLYAI_TARGETS_DIR", ROOT / ".venv-target
 # Pinned versions; meltano.yml pins the same ones.
 TARGET_POSTGRES = "meltanolabs-target-postgres==0.8.1"
 TARGET_SNOWFLAKE = "meltanolabs-target-snowflake==0.20.4"
+# fakesnow runs target-snowflake's own code in-process (tests/test_snowflake_load.py).
+FAKESNOW = "fakesnow==0.12.1"
 # target-duckdb 0.8.0 silently drops the first row of each batch with duckdb >= 1.3.
 TARGET_DUCKDB = "target-duckdb==0.8.0 duckdb<1.3"
 

@@ -1,9 +1,9 @@
-"""How meltanolabs-target-snowflake would type the tap's columns, without a Snowflake account.
+"""How meltanolabs-target-snowflake types the tap's columns, decided offline.
 
-Snowflake cannot be run here (and fakesnow cannot run target-snowflake's stage/COPY/MERGE
-path), so this checks the one part that is decided offline: the target's own JSON-schema to
-SQL type mapping (`SnowflakeConnector.to_sql_type`, no connection made), fed with the SCHEMA
-the tap announces in its discovered catalog. The target runs in its own venv
+This checks the target's own JSON-schema to SQL type mapping (`SnowflakeConnector.to_sql_type`,
+no connection made), fed with the SCHEMA the tap announces in its discovered catalog, and the
+DDL type it compiles to. The load itself (sink, PUT, DDL, MERGE, read back) is
+`test_snowflake_load.py`, on fakesnow. The target runs in its own venv
 (`.venv-targets/target-snowflake`), built once; without PyPI the test skips (fails in CI).
 """
 
