@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import typing as t
@@ -48,7 +49,9 @@ class VenvUnavailableError(RuntimeError):
     """The target's virtualenv could not be built (typically: no access to PyPI)."""
 
 
-def target_venv(name: str, requirement: str, timeout: float = 900) -> Path:
+def target_venv(
+    name: str, requirement: str, timeout: float = 900, python: str = sys.executable
+) -> Path:
     """Path of a virtualenv holding `requirement` (space-separated specifiers), built once
     under .venv-targets/NAME."""
     venv = TARGETS_DIR / name
@@ -62,7 +65,7 @@ def target_venv(name: str, requirement: str, timeout: float = 900) -> Path:
         log = TARGETS_DIR / f"{name}.pip.log"
         try:
             subprocess.run(
-                [sys.executable, "-m", "venv", "--clear", str(venv)],
+                [python, "-m", "venv", "--clear", str(venv)],
                 check=True,
                 capture_output=True,
                 timeout=120,
@@ -88,6 +91,17 @@ def target_venv(name: str, requirement: str, timeout: float = 900) -> Path:
             raise VenvUnavailableError(f"cannot install {requirement}: {exc}\n{tail}") from exc
         stamp.write_text(requirement)
         return venv
+
+
+def python_at_least(minor: int) -> str | None:
+    """This interpreter if it is 3.`minor` or later, else the newest python3.X on PATH."""
+    if sys.version_info >= (3, minor):
+        return sys.executable
+    for candidate in range(14, minor - 1, -1):
+        found = shutil.which(f"python3.{candidate}")
+        if found and subprocess.run([found, "-c", "pass"], check=False).returncode == 0:
+            return found
+    return None
 
 
 def postgres_url(database: str | None = None) -> str:

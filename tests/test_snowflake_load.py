@@ -24,6 +24,7 @@ from pipeline_support import (
     FAKESNOW,
     TARGET_SNOWFLAKE,
     VenvUnavailableError,
+    python_at_least,
     target_venv,
     unavailable,
 )
@@ -52,8 +53,13 @@ def _latest(runs: list[TapRun], stream: str) -> dict[tuple[t.Any, ...], dict[str
 
 @pytest.fixture(scope="module")
 def load(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
+    python = python_at_least(11)  # fakesnow 0.12.1 and duckdb 2.0 need Python >= 3.11
+    if python is None:
+        unavailable("fakesnow 0.12.1 needs Python >= 3.11 and none is on PATH")
     try:
-        venv = target_venv("target-snowflake-fakesnow", f"{TARGET_SNOWFLAKE} {FAKESNOW}")
+        venv = target_venv(
+            "target-snowflake-fakesnow", f"{TARGET_SNOWFLAKE} {FAKESNOW}", python=python
+        )
     except VenvUnavailableError as exc:
         unavailable(f"cannot build the target-snowflake + fakesnow venv (needs PyPI): {exc}")
     tmp = tmp_path_factory.mktemp("snowflake")
