@@ -8,7 +8,9 @@ what PolyAI needs:
 - exponential backoff with jitter for 5xx, resets, timeouts and broken bodies, bounded by
   `max_retries`;
 - a page that fails halfway is fetched again from the same cursor, and conversations already
-  handed out from it are skipped, so a retry neither loses nor repeats records.
+  handed out from it are skipped, so a retry neither loses nor repeats records;
+- an `AdaptivePool` (pool.py) shared by all workers bounds the requests waiting on the API at
+  once: a 429 halves it, a run of successes grows it back.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tap_polyai.errors import (
     describe_transport_error,
 )
 from tap_polyai.pages import BrokenBodyError, NextPage, PageReader
+from tap_polyai.pool import AdaptivePool
 from tap_polyai.settings import Project, Settings
 from tap_polyai.windows import Window
 
@@ -67,6 +70,16 @@ class RateGate:
             self._sleep(remaining)
 
 
+class PageWatch(t.Protocol):
+    """Told about each page of a window (fetcher.py: memory budget, splitting a window)."""
+
+    def page_started(self, reader: PageReader) -> None: ...
+
+    def page_done(self, more: bool) -> bool:
+        """After a page; False stops paging this window."""
+        ...
+
+
 class PolyAIClient:
     """Fetches every conversation of one window of one project, page by page."""
 
@@ -75,6 +88,7 @@ class PolyAIClient:
         self._logger = logger
         self._local = threading.local()
         self.gate = RateGate()
+        self.pool = AdaptivePool(settings.max_concurrency, logger)
 
     def _session(self) -> requests.Session:
         # requests.Session is not safe to share between threads: one per worker thread.
@@ -110,7 +124,11 @@ class PolyAIClient:
         return params
 
     def conversations(
-        self, project: Project, window: Window, stop: threading.Event | None = None
+        self,
+        project: Project,
+        window: Window,
+        stop: threading.Event | None = None,
+        watch: PageWatch | None = None,
     ) -> t.Iterator[ConversationPayload]:
         """Yield the conversations of `window`, each page read once, in API order.
 
@@ -121,9 +139,11 @@ class PolyAIClient:
         seen_pages: set[NextPage] = set()
         while True:
             reader = yield from self._page(
-                project, {**params, **(page.params() if page else {})}, stop
+                project, {**params, **(page.params() if page else {})}, stop, watch
             )
             page = reader.next_page
+            if watch is not None and not watch.page_done(page is not None):
+                return
             if page is None:
                 return
             if page in seen_pages:
@@ -133,7 +153,11 @@ class PolyAIClient:
             seen_pages.add(page)
 
     def _page(
-        self, project: Project, params: dict[str, t.Any], stop: threading.Event | None
+        self,
+        project: Project,
+        params: dict[str, t.Any],
+        stop: threading.Event | None,
+        watch: PageWatch | None,
     ) -> t.Generator[ConversationPayload, None, PageReader]:
         handed_out: set[str] = set()
         attempt = 0
@@ -142,15 +166,22 @@ class PolyAIClient:
             if stop is not None and stop.is_set():
                 raise Cancelled
             try:
-                with self._session().get(
-                    self.url(project),
-                    params=params,
-                    headers={"x-api-key": project.api_key, "Accept": "application/json"},
-                    timeout=self._settings.request_timeout_seconds,
-                    stream=True,
-                ) as response:
+                with self.pool.slot(stop):  # held until the headers are in
+                    if stop is not None and stop.is_set():
+                        raise Cancelled
+                    response = self._session().get(
+                        self.url(project),
+                        params=params,
+                        headers={"x-api-key": project.api_key, "Accept": "application/json"},
+                        timeout=self._settings.request_timeout_seconds,
+                        stream=True,
+                    )
+                with response:
                     classify_response(response, project)
+                    self.pool.succeeded()
                     reader = PageReader(response)
+                    if watch is not None:
+                        watch.page_started(reader)
                     for conversation in reader.conversations():
                         conversation_id = conversation.id
                         if conversation_id in handed_out:
@@ -170,6 +201,7 @@ class PolyAIClient:
                 retry_after = getattr(exc, "retry_after", None)
                 if retry_after is not None:
                     self.gate.pause(retry_after)
+                    self.pool.throttled()
                     delay = retry_after
                 else:
                     delay = self._backoff(attempt)

@@ -1,33 +1,47 @@
-"""Fetch several windows at once, hand their records over strictly in window order.
+"""Fetch windows ahead of the writer, within one memory budget; hand them over in window order.
 
-Latency dominates a sync against the real API (each page is a round trip), so up to
-`max_concurrency` windows are fetched by worker threads while the main thread writes
-records. Correctness does not depend on the concurrency:
-- the consumer receives window i's records only after every record of windows < i, and a
+Latency dominates a sync against the real API (every page is a round trip, and the pages of
+one window follow each other: a cursor cannot be shared). So worker threads fetch whole pages
+of the windows ahead — of this project and, once its range is handed out, of the next one —
+while the main thread writes. What bounds them is memory, not a number of records:
+- Every page is charged to one budget (`max_buffer_mb`), shared by all workers and projects,
+  from the moment its bytes are read until the writer takes its records. The charge is the
+  page's JSON size times `DECODED_BYTES_PER_JSON_BYTE` (what decoded conversations take).
+  Once the budget is spent, a worker waits before its next request and before reading more of
+  a streamed page, so a huge page stays flat in memory: it is handed over in pieces of about
+  `_FLUSH_BYTES`.
+- The window the writer is on (the head) waits for the budget only while the writer has some of
+  it left to take: a page bigger than the whole budget still progresses, and the writer can
+  never be starved by read-ahead.
+- Workers take the earliest window not yet started, so the head is always being fetched.
+Correctness does not depend on any of this:
+- the writer receives window i's records only after every record of windows before it, and a
   window is reported complete only after its last page, so a checkpoint never covers a window
   that is not finished;
-- each window's hand-over queue is bounded, so a worker that runs ahead blocks instead of
-  holding pages in memory;
-- a failure in a worker is raised in the consumer; leaving early stops every worker.
+- a failure in a worker stops every worker at once; the writer still writes the windows that
+  were complete before it, in order, then raises the failure where it would have to wait;
+- a window split after its first page (`windows.WindowPlanner`) is replaced by its parts before
+  any of its records are handed over.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import queue
+import logging
 import threading
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 
-W = t.TypeVar("W")
-R = t.TypeVar("R")
+from tap_polyai.windows import Window, WindowPlanner
 
-_BATCH = 16  # records per hand-over: amortises queue locking without holding much
-# (a 300-turn conversation is ~1 MB of Python objects: batches x queue depth x concurrency
-# bounds what is held, so keep both small; 16 still makes queue costs negligible)
-_QUEUE_BATCHES = 2
-_DONE = object()
+S = t.TypeVar("S")  # what a window is fetched from (a project)
+R = t.TypeVar("R")  # a conversation
+
+# Decoded into Python objects, a conversation takes about this many times its JSON size
+# (measured with tracemalloc on emulator pages decoded by msgspec: 2.6-2.8x). An estimate.
+DECODED_BYTES_PER_JSON_BYTE = 3
+_FLUSH_BYTES = 4 << 20  # hand a page over at its end, or in pieces of this much
 # A page decodes into ~100 objects per conversation that live until written. With the default
 # thresholds the cyclic GC keeps re-scanning them and every object the SDK holds (full
 # collections ~15 % of a CPU-bound sync). Records are acyclic: collect less often while
@@ -35,79 +49,343 @@ _DONE = object()
 _GC_THRESHOLDS = (10_000, 100, 100)
 
 
+class Reader(t.Protocol):
+    """What the fetcher reads of a page being parsed (pages.PageReader)."""
+
+    bytes_read: int
+
+
+# `client.PolyAIClient.conversations(source, window, stop, watch)`: the records of one window,
+# page after page. It calls `watch.page_started(reader)` when a page's response arrives and
+# `watch.page_done(more)` after each page, stops paging when that returns False, and starts no
+# request once `stop` is set.
+Fetch = t.Callable[[S, Window, threading.Event, t.Any], t.Iterable[R]]
+# A conversation's `(id, started_at)`: to split a window after its first page.
+Identify = t.Callable[[R], tuple[str, str | None]]
+
+
 class _Stopped(Exception):
-    """The consumer went away; the worker should stop quietly."""
+    """The sync is stopping; the worker should leave quietly."""
 
 
-def fetch_in_order(
-    windows: t.Sequence[W],
-    fetch: t.Callable[[W, threading.Event], t.Iterable[R]],
-    concurrency: int,
-) -> t.Iterator[tuple[W, t.Iterator[R]]]:
-    """Yield `(window, records)` in order; consume `records` fully before the next window.
+class _Project(t.Generic[S]):
+    def __init__(self, source: S, planner: WindowPlanner) -> None:
+        self.source = source
+        self.planner = planner
+        self.slots: list[_Slot] = []
+        self.written = 0  # slots[:written] were handed over completely
+        self.scan = 0  # every slot before this one has been started
 
-    `fetch(window, stop)` should give up early once `stop` is set: after any failure, or when
-    the consumer leaves, no worker starts another request.
+
+class _Slot:
+    """One window's place in the write order, and the pages fetched for it."""
+
+    __slots__ = ("batches", "committed", "count", "done", "project", "started", "window")
+
+    def __init__(self, window: Window, project: _Project[t.Any], started: bool) -> None:
+        self.window = window
+        self.project = project
+        self.started = started
+        self.committed = False  # records handed over (or done): it can no longer be split
+        self.done = False
+        self.count = 0  # conversations, known once done
+        self.batches: deque[tuple[list[t.Any], int]] = deque()
+
+
+class Fetcher(t.Generic[S, R]):
+    """Worker threads shared by every project of one stream; one writer (the main thread).
+
+    Per project, in the order they are synced: `add(source, planner)` (ahead of time, so its
+    windows may be fetched while the project before it is written), then iterate
+    `windows(source)` to the end. `close()` stops and joins the workers.
     """
-    if not windows:
-        return
-    stop = threading.Event()
-    failures: list[BaseException] = []
-    queues: list[queue.Queue[t.Any]] = [queue.Queue(_QUEUE_BATCHES) for _ in windows]
 
-    def put(q: queue.Queue[t.Any], item: object) -> None:
-        while True:
-            if stop.is_set():
-                raise _Stopped
-            try:
-                q.put(item, timeout=0.2)
+    def __init__(
+        self,
+        fetch: Fetch[S, R],
+        identify: Identify[R],
+        *,
+        workers: int,
+        budget_bytes: int,
+        parallelism: t.Callable[[], int],
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self.identify = identify
+        self._workers = max(1, workers)
+        self.budget = max(1, budget_bytes)
+        self._parallelism = parallelism
+        self._logger = logger or logging.getLogger(__name__)
+        self._cond = threading.Condition()
+        self._projects: list[_Project[S]] = []
+        self._current = 0  # index of the project the writer is on
+        self.held = 0  # bytes charged for pages not yet taken by the writer
+        self.peak_held = 0
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- the writer's side --------------------------------------------------------------------
+
+    def has_next(self, source: S) -> bool:
+        """Whether `source` is the project this fetcher expects to be written next."""
+        with self._cond:
+            return (
+                self._failure is None
+                and self._current < len(self._projects)
+                and self._projects[self._current].source == source
+            )
+
+    def add(self, source: S, planner: WindowPlanner) -> None:
+        """Queue a project (once); its windows are fetched when the ones before are handed out."""
+        with self._cond:
+            if any(p.source == source for p in self._projects[self._current :]):
                 return
-            except queue.Full:
-                continue
+            self._projects.append(_Project(source, planner))
+            if not self._threads:
+                for i in range(self._workers):
+                    thread = threading.Thread(target=self._work, name=f"polyai-{i}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+            self._cond.notify_all()
 
-    def work(index: int) -> None:
-        q = queues[index]
-        if stop.is_set():
-            return
-        try:
-            batch: list[R] = []
-            for record in fetch(windows[index], stop):
-                batch.append(record)
-                if len(batch) >= _BATCH:
-                    put(q, batch)
-                    batch = []
-            if batch:
-                put(q, batch)
-            put(q, _DONE)
-        except _Stopped:
-            return
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer thread
-            if not stop.is_set():  # else: this worker was told to stop, that is no failure
-                failures.append(exc)
-                stop.set()  # no other window needs to go on: the sync is failing
-
-    def drain(q: queue.Queue[t.Any]) -> t.Iterator[R]:
-        while True:
-            try:
-                item = q.get(timeout=0.2)
-            except queue.Empty:
-                if failures:
-                    raise failures[0] from None
-                continue
-            if item is _DONE:
-                return
-            yield from item
-
-    executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="polyai")
-    try:
+    def windows(self, source: S) -> t.Iterator[tuple[Window, t.Iterator[R]]]:
+        """Yield `(window, records)` in order; consume `records` fully before the next window."""
+        with self._cond:
+            project = self._projects[self._current]
+            assert project.source == source, "projects are written in the order they were added"
         with _fewer_collections():
-            for index in range(len(windows)):
-                executor.submit(work, index)
-            for window, q in zip(windows, queues, strict=True):
-                yield window, drain(q)
-    finally:
-        stop.set()
-        executor.shutdown(wait=True, cancel_futures=True)
+            while True:
+                with self._cond:
+                    slot = self._wait_for_next_slot(project)
+                if slot is None:
+                    break
+                yield slot.window, self._drain(slot)
+                with self._cond:
+                    project.written += 1
+                    self._cond.notify_all()
+        with self._cond:
+            self._current += 1
+            self._cond.notify_all()
+
+    def _wait_for_next_slot(self, project: _Project[S]) -> _Slot | None:
+        while True:
+            if project.written < len(project.slots):
+                slot = project.slots[project.written]
+                if slot.committed:
+                    return slot
+            elif project.planner.exhausted:
+                return None
+            self._raise_failure()
+            self._cond.wait(1.0)
+
+    def _drain(self, slot: _Slot) -> t.Iterator[R]:
+        while True:
+            with self._cond:
+                while not slot.batches and not slot.done:
+                    self._raise_failure()
+                    self._cond.wait(1.0)
+                if not slot.batches:
+                    return
+                records, charge = slot.batches.popleft()
+                self.held -= charge
+                self._cond.notify_all()
+            yield from records
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._stop.is_set():
+            raise RuntimeError("the fetcher was closed")
+
+    def close(self) -> None:
+        """Stop every worker (no new request starts) and wait for them."""
+        with self._cond:
+            self._stop.set()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+    # -- the workers' side --------------------------------------------------------------------
+
+    def _head(self) -> _Slot | None:
+        if self._current >= len(self._projects):
+            return None
+        project = self._projects[self._current]
+        return project.slots[project.written] if project.written < len(project.slots) else None
+
+    def _budget_left(self) -> bool:
+        return self.held < self.budget
+
+    def _pick(self) -> _Slot | None:
+        """The next window to fetch: the earliest not started, else a newly planned one."""
+        while not self._stop.is_set():
+            for project in self._projects[self._current :]:
+                while project.scan < len(project.slots) and project.slots[project.scan].started:
+                    project.scan += 1
+                if project.scan < len(project.slots):
+                    slot = project.slots[project.scan]
+                    if slot is self._head() or self._budget_left():
+                        slot.started = True
+                        return slot
+                    break  # the budget is spent: nothing later may start either
+                if project.planner.exhausted:
+                    continue  # all of it is under way: read ahead into the next project
+                if not self._budget_left() and self._head() is not None:
+                    break
+                window = project.planner.next_window()
+                if window is None:
+                    break  # the planner waits for a result
+                slot = _Slot(window, project, started=True)
+                project.slots.append(slot)
+                return slot
+            self._cond.wait(1.0)
+        return None
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                slot = self._pick()
+            if slot is None:
+                return
+            try:
+                self._fetch_slot(slot)
+            except _Stopped:
+                return
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the writer's thread
+                with self._cond:
+                    if not self._stop.is_set():  # else: told to stop, that is no failure
+                        self._failure = exc
+                        self._stop.set()
+                    self._cond.notify_all()
+                return
+
+    def _fetch_slot(self, slot: _Slot) -> None:
+        run = _WindowRun(self, slot)
+        for record in self._fetch(slot.project.source, slot.window, self._stop, run):
+            run.add(record)
+        if run.parts:
+            first = self._replace(slot, run.parts)
+            self._fetch_slot(first)
+            return
+        run.finish()
+
+    def _replace(self, slot: _Slot, parts: list[Window]) -> _Slot:
+        """Put the parts of a split window in its place; the caller goes on with the first."""
+        with self._cond:
+            project = slot.project
+            index = project.slots.index(slot)
+            new = [_Slot(w, project, started=i == 0) for i, w in enumerate(parts)]
+            project.slots[index : index + 1] = new
+            project.scan = min(project.scan, index)
+            self._logger.info(
+                "Window [%s, %s) holds more than a page: split into %d parts",
+                slot.window.start_param,
+                slot.window.end_param,
+                len(parts),
+            )
+            self._cond.notify_all()
+            return new[0]
+
+    def _hand_over(self, slot: _Slot, records: list[t.Any], charge: int, done: bool) -> None:
+        """Give records to the writer; then, unless this is the head, wait for the budget."""
+        with self._cond:
+            if records or charge:
+                slot.batches.append((records, charge))
+                self.held += charge
+                self.peak_held = max(self.peak_held, self.held)
+            slot.committed = True
+            if done:
+                slot.done = True
+                slot.project.planner.finished(slot.window, slot.count)
+            self._cond.notify_all()
+            # The head waits too while the writer has some of it to take; it goes on whatever
+            # the budget once the writer has taken everything (so a huge page progresses).
+            while (
+                not done and self.held > self.budget and (slot.batches or slot is not self._head())
+            ):
+                if self._stop.is_set():
+                    raise _Stopped
+                self._cond.wait(1.0)
+            if self._stop.is_set():
+                raise _Stopped
+
+
+class _WindowRun:
+    """One worker's fetch of one window: batches records, charges bytes, decides a split."""
+
+    def __init__(self, fetcher: Fetcher[t.Any, t.Any], slot: _Slot) -> None:
+        self._fetcher = fetcher
+        self._slot = slot
+        self._window = slot.window
+        self._batch: list[t.Any] = []
+        self._charge = 0
+        self._reader: Reader | None = None
+        self._charged_of_reader = 0
+        self._reads = 0  # times the current page's byte count grew: 1 for a body read whole
+        self._pages = 0
+        self._count = 0
+        carried = slot.window.split_from_page
+        self._carried = dict(carried) if carried is not None else None
+        self._may_split = carried is None  # parts of a split window are not split again
+        self.parts: list[Window] = []
+
+    # PageWatch, called by the client between records.
+    def page_started(self, reader: Reader) -> None:
+        self._reader = reader
+        self._charged_of_reader = 0
+        self._reads = 0
+
+    def page_done(self, more: bool) -> bool:
+        self._pages += 1
+        self._take_charge()
+        if self._pages == 1 and self._may_split and more:
+            fetcher = self._fetcher
+            with fetcher._cond:
+                planner = self._slot.project.planner
+                if planner.should_split(self._window):
+                    page = [(*fetcher.identify(r), r) for r in self._batch]
+                    self.parts = planner.split(self._window, page, fetcher._parallelism())
+            if self.parts:
+                return False  # stop paging: the parts are fetched instead
+        self._may_split = False
+        self._flush(done=False)
+        return True
+
+    def add(self, record: t.Any) -> None:
+        if self._carried is not None:
+            self._carried.pop(self._fetcher.identify(record)[0], None)  # a fresher copy
+        self._batch.append(record)
+        self._count += 1
+        self._take_charge()
+        if self._may_split and self._reads > 1:
+            # A streamed page: holding it whole for a split decision would defeat streaming.
+            self._may_split = False
+        if not self._may_split and self._charge >= _FLUSH_BYTES:
+            self._flush(done=False)
+
+    def finish(self) -> None:
+        if self._carried:
+            self._batch.extend(self._carried.values())
+            self._count += len(self._carried)
+        self._take_charge()
+        self._slot.count = self._count
+        self._flush(done=True)
+
+    def _take_charge(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            read = reader.bytes_read
+            if read > self._charged_of_reader:
+                self._reads += 1
+                self._charge += (read - self._charged_of_reader) * DECODED_BYTES_PER_JSON_BYTE
+                self._charged_of_reader = read
+
+    def _flush(self, done: bool) -> None:
+        batch, charge = self._batch, self._charge
+        self._batch, self._charge = [], 0
+        self._fetcher._hand_over(self._slot, batch, charge, done)
 
 
 @contextlib.contextmanager

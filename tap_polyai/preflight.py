@@ -36,7 +36,7 @@ def check_projects(settings: Settings, logger: logging.Logger, now: dt.datetime)
     one = dataclasses.replace(settings, page_size=1, include_latency=False)
     client = PolyAIClient(one, logger)
     end = min(settings.end_date or now, now)
-    window = Window(settings.start_date, max(end, settings.start_date), 1, 1)
+    window = Window(settings.start_date, max(end, settings.start_date))
     failed = 0
     with requests.Session() as session:
         for project in settings.projects:

@@ -140,8 +140,10 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.IntegerType(minimum=1),
         default=24,
         description=(
-            "Size of each `start_time`/`end_time` slice. A STATE checkpoint is written after "
-            "each finished window, so an interrupted sync resumes there."
+            "Size of the first `start_time`/`end_time` slice. Later windows are sized to the "
+            "data (about a page each: longer through quiet time, shorter through busy time). A "
+            "STATE checkpoint is written after each finished window, so an interrupted sync "
+            "resumes there."
         ),
     ),
     th.Property(
@@ -158,10 +160,21 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_concurrency",
         th.IntegerType(minimum=1, maximum=16),
-        default=2,
+        default=8,
         description=(
-            "Windows of one project fetched at once. Records and checkpoints still come out in "
-            "window order; a 429 pauses every worker."
+            "Most requests waiting on the API at once, shared by every project. A 429 pauses "
+            "every worker for its `Retry-After` and halves the number; it grows back by one "
+            "after a run of successes. Records and checkpoints still come out in window order."
+        ),
+    ),
+    th.Property(
+        "max_buffer_mb",
+        th.IntegerType(minimum=1),
+        default=64,
+        description=(
+            "Memory (MB, estimated) for conversations fetched ahead of the one being written, "
+            "shared by every worker and project. The window being written may exceed it, so a "
+            "single huge page still progresses."
         ),
     ),
     th.Property(
@@ -234,6 +247,7 @@ class Settings:
     window: dt.timedelta
     in_progress_hold: dt.timedelta
     max_concurrency: int
+    max_buffer_bytes: int
     max_retries: int
     retry_base_seconds: float
     request_timeout_seconds: float
@@ -491,7 +505,8 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
         lookback=dt.timedelta(minutes=config.get("lookback_minutes", 60)),
         window=dt.timedelta(hours=config.get("window_hours", 24)),
         in_progress_hold=dt.timedelta(hours=config.get("in_progress_hold_hours", 24)),
-        max_concurrency=int(config.get("max_concurrency", 2)),
+        max_concurrency=int(config.get("max_concurrency", 8)),
+        max_buffer_bytes=int(config.get("max_buffer_mb", 64)) << 20,
         max_retries=int(config.get("max_retries", 6)),
         retry_base_seconds=float(config.get("retry_base_seconds", 1.0)),
         request_timeout_seconds=float(config.get("request_timeout_seconds", 300)),

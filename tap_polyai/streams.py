@@ -22,14 +22,14 @@ from singer_sdk.helpers._catalog import get_selected_schema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_polyai.client import PolyAIClient
-from tap_polyai.decoding import RecordDecoder, SplicedRecord, turn_dicts
-from tap_polyai.fetcher import fetch_in_order
+from tap_polyai.decoding import ConversationPayload, RecordDecoder, SplicedRecord, turn_dicts
+from tap_polyai.fetcher import Fetcher
 from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.records import RecordConformer
 from tap_polyai.schema import CONVERSATION_TURNS_SCHEMA, CONVERSATIONS_SCHEMA
-from tap_polyai.settings import Settings
+from tap_polyai.settings import Project, Settings
 from tap_polyai.state import checkpoint_marks
-from tap_polyai.windows import BookmarkHold, isoformat, plan_windows, read_range
+from tap_polyai.windows import BookmarkHold, Window, WindowPlanner, isoformat, read_range
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
@@ -117,6 +117,7 @@ class ConversationsStream(_PolyAIStream):
         self._polyai_tap = tap
         self._conformer = RecordConformer(self.logger)
         self._drift_bound = False
+        self._fetcher: Fetcher[Project, ConversationPayload] | None = None
 
     @functools.cached_property
     def _settings(self) -> Settings:
@@ -148,23 +149,66 @@ class ConversationsStream(_PolyAIStream):
                 return child
         return None
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        assert context is not None, "conversations is always synced per project partition"
-        project = next(
+    def _project(self, context: Context) -> Project:
+        return next(
             p
             for p in self._settings.projects
             if (p.account_id, p.project_id) == (context["account_id"], context["project_id"])
         )
+
+    def _read_range(self, project: Project) -> tuple[dt.datetime, dt.datetime]:
+        """The `[start, end)` this run reads for `project`, from its bookmark."""
+        state = self.get_context_state(project.context)
         started = self._polyai_tap.sync_started_at
-        state = self.get_context_state(context)
-        start, end = read_range(self._settings, state.get("replication_key_value"), started)
-        windows = plan_windows(start, end, self._settings.window)
+        return read_range(self._settings, state.get("replication_key_value"), started)
+
+    def _planner(self, project: Project) -> WindowPlanner:
+        start, end = self._read_range(project)
+        return WindowPlanner(start, end, self._settings.window, self._settings.page_size)
+
+    def _windows(
+        self, project: Project
+    ) -> t.Iterator[tuple[Window, t.Iterator[ConversationPayload]]]:
+        """`project`'s windows in order, from a fetcher shared with the projects after it.
+
+        The SDK syncs partitions one after another; the fetcher is told about the next project
+        now, so its windows are fetched while this one's records are written.
+        """
+        fetcher = self._fetcher
+        if fetcher is None or not fetcher.has_next(project):
+            if fetcher is not None:
+                fetcher.close()
+            fetcher = self._fetcher = Fetcher(
+                self._client.conversations,
+                _id_and_start,
+                workers=self._settings.max_concurrency,
+                budget_bytes=self._settings.max_buffer_bytes,
+                parallelism=lambda: self._client.pool.limit,
+                logger=self.logger,
+            )
+            fetcher.add(project, self._planner(project))
+        projects = list(self._settings.projects)
+        following = projects[projects.index(project) + 1 :]
+        if following:
+            fetcher.add(following[0], self._planner(following[0]))
+        completed = False
+        try:
+            yield from fetcher.windows(project)
+            completed = True
+        finally:
+            if not (completed and following):
+                fetcher.close()
+                self._fetcher = None
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        assert context is not None, "conversations is always synced per project partition"
+        project = self._project(context)
+        start, end = self._read_range(project)
         self.logger.info(
-            "Project %s: reading %s to %s in %d window(s) of %s",
+            "Project %s: reading %s to %s (first window %s, then sized to the data)",
             project.label,
             isoformat(start),
             isoformat(end),
-            len(windows),
             self._settings.window,
         )
         hold = BookmarkHold(self._settings, end, self.logger)
@@ -174,11 +218,7 @@ class ConversationsStream(_PolyAIStream):
             turns.announce()
         decoder = RecordDecoder(self._conformer, spliced=self._direct_writer is not None)
         total = 0
-        for window, payloads in fetch_in_order(
-            windows,
-            lambda w, stop: self._client.conversations(project, w, stop),
-            self._settings.max_concurrency,
-        ):
+        for number, (window, payloads) in enumerate(self._windows(project), start=1):
             count = 0
             for payload in payloads:
                 record = decoder.record(payload, project.label)
@@ -190,14 +230,15 @@ class ConversationsStream(_PolyAIStream):
             total += count
             self._checkpoint(context, hold.bookmark_after(window))
             self.logger.info(
-                "Project %s: window %d of %d [%s, %s) done: %d conversation(s), %d so far",
+                "Project %s: window %d [%s, %s) done: %d conversation(s), %d so far; "
+                "%d request(s) at once",
                 project.label,
-                window.index,
-                window.total,
+                number,
                 window.start_param,
                 window.end_param,
                 count,
                 total,
+                self._client.pool.limit,
             )
         self.logger.info("%s", self._conformer.summary(project.label))
 
@@ -227,6 +268,14 @@ class ConversationsStream(_PolyAIStream):
         state["replication_key_value"] = isoformat(bookmark)
         state.update(checkpoint_marks(self._settings))  # what it belongs to: see state.py
         self.finalize_state_progress_markers(state)
+
+
+def _id_and_start(payload: ConversationPayload) -> tuple[str, str | None]:
+    """What the fetcher needs to split a window after its first page."""
+    if payload.typed is not None:
+        return payload.id, payload.typed.started_at
+    started = payload.plain.get("started_at") if isinstance(payload.plain, dict) else None
+    return payload.id, started if isinstance(started, str) else None
 
 
 class ConversationTurnsStream(_PolyAIStream):

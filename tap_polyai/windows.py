@@ -4,9 +4,9 @@ The rules, and why:
 - A run reads `[max(start_date, bookmark - lookback), end)` where `end` is `end_date` or the
   moment the sync started, frozen for the run. The lookback re-reads a margin so conversations
   that reach the API late (ingestion delay) are still caught.
-- The range is cut into windows of `window_hours`; each is requested as `start_time`/`end_time`
-  `[start, end)`. After a window is complete the bookmark may move to its end, so a killed sync
-  resumes at the last finished window.
+- The range is cut into windows, each requested as `start_time`/`end_time` `[start, end)`.
+  After a window is complete the bookmark may move to its end, so a killed sync resumes at the
+  last finished window. Window sizes follow the data: see `WindowPlanner`.
 - The API promises no order, so nothing is inferred from the order of records within a window;
   the bookmark is the window's end, never "the largest started_at seen".
 - A conversation still `in_progress` will change. The bookmark is held at the earliest
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tap_polyai.settings import Settings, parse_datetime
 
@@ -33,12 +34,17 @@ def isoformat(value: dt.datetime) -> str:
 
 @dataclass(frozen=True)
 class Window:
-    """One `[start, end)` slice of one project's range."""
+    """One `[start, end)` slice of one project's range.
+
+    `expected` is how many conversations the planner expected in it (None: it could not tell).
+    `split_from_page` is set on the parts of a window split after its first page (see
+    `WindowPlanner`): that page's conversations which fall in this part, by id.
+    """
 
     start: dt.datetime
     end: dt.datetime
-    index: int  # 1-based, for progress messages
-    total: int
+    expected: float | None = None
+    split_from_page: t.Mapping[str, t.Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def start_param(self) -> str:
@@ -60,13 +66,120 @@ def read_range(
     return start, end
 
 
-def plan_windows(start: dt.datetime, end: dt.datetime, size: dt.timedelta) -> list[Window]:
-    bounds: list[tuple[dt.datetime, dt.datetime]] = []
-    cursor = start
-    while cursor < end:
-        bounds.append((cursor, min(cursor + size, end)))
-        cursor += size
-    return [Window(s, e, i + 1, len(bounds)) for i, (s, e) in enumerate(bounds)]
+# Windows sized to the data. A window costs at least one request even when empty, and a window
+# of many pages is fetched one page after another (a cursor cannot be shared), so neither big nor
+# small windows are right everywhere. The planner aims every window at about
+# TARGET_PAGES of conversations, from what finished windows showed:
+TARGET_PAGES = 0.75  # of a page: most windows then take one request, few spill into a second
+GROWTH = 4  # a window is at most this many times longer than the one planned before it
+MIN_WINDOW = dt.timedelta(minutes=1)  # below this a dense window is simply paged through
+MAX_SPLIT = 8  # parts of a window split after its first page
+
+
+class WindowPlanner:
+    """Cuts one project's `[start, end)` into windows, in order, sized to the data seen so far.
+
+    - The first window is `first_size` (`window_hours`) long. Until a window has finished, no
+      other window is planned (one request's wait at the start of a sync): planning blind would
+      cut a dense range into `window_hours` windows of many pages each.
+    - Then each window is sized to hold about `TARGET_PAGES` pages at the rate (conversations
+      per second) of the latest finished window, growing at most `GROWTH`-fold per window: empty
+      time is crossed in a few requests (3 empty years: about 6), dense time in small windows.
+    - A window whose first page says more pages follow, although the planner expected it to
+      hold under half a page (or could not tell), is split (`split`): into up to `MAX_SPLIT`
+      parts at quantiles of that page's `started_at` values, so the parts can be fetched in
+      parallel. That page's conversations are not thrown away: each part carries those that fall
+      in it (`Window.split_from_page`) and hands them out unless its own pages return them again,
+      so nothing is lost or repeated. Parts are `[start, end)` like every window: conversations
+      that start exactly on a split point belong to the later part. Parts are not split again.
+    Not thread-safe: the fetcher calls it under its lock.
+    """
+
+    def __init__(
+        self, start: dt.datetime, end: dt.datetime, first_size: dt.timedelta, page_size: int
+    ) -> None:
+        self._cursor = start
+        self._end = end
+        self._size = first_size
+        self._target = TARGET_PAGES * page_size
+        self._page_size = page_size
+        self._rate: float | None = None  # conversations per second near the planning cursor
+        self._rate_at: dt.datetime | None = None  # end of the window the rate was measured on
+        self._outstanding_blind = False
+
+    @property
+    def exhausted(self) -> bool:
+        """Every part of the range has been handed out."""
+        return self._cursor >= self._end
+
+    def next_window(self) -> Window | None:
+        """The next window, or None: the range is planned, or the planner waits for a result."""
+        if self.exhausted:
+            return None
+        if self._rate is None:
+            if self._outstanding_blind:
+                return None
+            self._outstanding_blind = True
+            size = self._size
+            expected = None
+        else:
+            wanted = self._target / self._rate if self._rate > 0 else math.inf
+            seconds = min(wanted, GROWTH * self._size.total_seconds())
+            size = max(MIN_WINDOW, dt.timedelta(seconds=round(seconds)))
+        end = min(self._cursor + size, self._end)
+        if self._rate is not None:
+            expected = self._rate * (end - self._cursor).total_seconds()
+        window = Window(self._cursor, end, expected)
+        self._cursor = end
+        self._size = size
+        return window
+
+    def finished(self, window: Window, count: int) -> None:
+        """A window is complete with `count` conversations: learn the rate from it."""
+        if self._rate_at is None or window.end >= self._rate_at:
+            self._rate = count / max((window.end - window.start).total_seconds(), 1e-6)
+            self._rate_at = window.end
+
+    def should_split(self, window: Window) -> bool:
+        """Asked when `window`'s first page is full and more pages follow."""
+        if window.split_from_page is not None or window.end - window.start < 2 * MIN_WINDOW:
+            return False
+        return window.expected is None or window.expected * 2 <= self._page_size
+
+    def split(
+        self, window: Window, first_page: t.Sequence[tuple[str, str | None, t.Any]], parts: int
+    ) -> list[Window]:
+        """`window` cut at quantiles of its first page's `started_at`; [] when it cannot be cut.
+
+        `first_page` holds `(id, started_at, record)` per conversation. Each part carries the
+        first-page conversations that fall inside it (one without a readable `started_at`: the
+        first part), so each is handed out exactly once.
+        """
+        parts = max(2, min(MAX_SPLIT, parts))
+        starts = [_parsed(started) for _, started, _ in first_page]
+        ordered = sorted(s for s in starts if s is not None)
+        points: list[dt.datetime] = []
+        for i in range(1, parts):
+            if not ordered:
+                break
+            point = ordered[len(ordered) * i // parts]
+            if window.start < point < window.end and (not points or point > points[-1]):
+                points.append(point)
+        if not points:
+            return []
+        bounds = [window.start, *points, window.end]
+        carried: list[dict[str, t.Any]] = [{} for _ in range(len(points) + 1)]
+        for (conversation_id, _, record), started in zip(first_page, starts, strict=True):
+            part = 0 if started is None else sum(1 for p in points if started >= p)
+            carried[part][conversation_id] = record
+        return [Window(bounds[i], bounds[i + 1], None, carried[i]) for i in range(len(bounds) - 1)]
+
+
+def _parsed(value: str | None) -> dt.datetime | None:
+    try:
+        return parse_datetime(value) if value else None
+    except ValueError:
+        return None
 
 
 class BookmarkHold:

@@ -42,10 +42,11 @@ def test_one_row_per_turn_with_its_conversation_keys(emulator: Emulator) -> None
 
 
 def test_one_schema_per_stream_and_no_state_per_conversation(emulator: Emulator) -> None:
-    with_turns = run_tap(tap_config(emulator))
-    without = run_tap(
-        tap_config(emulator), catalog=catalog(tap_config(emulator), [("conversation_turns", ())])
-    )
+    # One worker: windows are sized from results as they come in, so only a sequential fetch
+    # cuts both runs into the same windows (one checkpoint each).
+    config = tap_config(emulator, max_concurrency=1)
+    with_turns = run_tap(config)
+    without = run_tap(config, catalog=catalog(config, [("conversation_turns", ())]))
     schemas = [m["stream"] for m in with_turns.of_type("SCHEMA")]
     assert sorted(schemas) == ["conversation_turns", "conversations"]
     # At most the one closing STATE that names the turns stream; never one per conversation.

@@ -1,0 +1,309 @@
+"""The fetcher's contract, driven by a scripted source: order, budget, failures, projects.
+
+These run the real `Fetcher` with its threads; the source stands in for the HTTP client (the
+emulator-backed tests in test_speed.py run the whole path). Threads are sequenced with events,
+never with sleeps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+import typing as t
+
+import pytest
+
+from tap_polyai.fetcher import DECODED_BYTES_PER_JSON_BYTE, Fetcher
+from tap_polyai.pool import GROW_AFTER, AdaptivePool
+from tap_polyai.windows import Window, WindowPlanner
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+HOUR = dt.timedelta(hours=1)
+PAGE_BYTES = 1000  # JSON bytes of every scripted page
+WAIT = 10  # seconds an event may take before the test fails (a deadlock guard, not a sleep)
+
+
+class Reader:
+    def __init__(self) -> None:
+        self.bytes_read = 0
+
+
+class FixedPlanner:
+    """Hands out the given windows in order; never splits."""
+
+    def __init__(self, windows: list[Window]) -> None:
+        self._windows = list(windows)
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._windows
+
+    def next_window(self) -> Window | None:
+        return self._windows.pop(0) if self._windows else None
+
+    def finished(self, window: Window, count: int) -> None:
+        pass
+
+    def should_split(self, window: Window) -> bool:
+        return False
+
+
+def hours(n: int) -> list[Window]:
+    return [Window(T0 + i * HOUR, T0 + (i + 1) * HOUR) for i in range(n)]
+
+
+def records_of(window: Window, pages: int) -> list[list[dict[str, t.Any]]]:
+    tag = window.start_param
+    return [[{"id": f"{tag}-{p}-{i}", "window": tag} for i in range(3)] for p in range(pages)]
+
+
+class Source:
+    """Pages of scripted records per window; hooks let a test hold or fail a window."""
+
+    def __init__(self, pages: int = 2) -> None:
+        self.pages = pages
+        self.before: dict[str, t.Callable[[threading.Event], None]] = {}
+        self.started: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(
+        self, source: str, window: Window, stop: threading.Event, watch: t.Any
+    ) -> t.Iterator[dict[str, t.Any]]:
+        key = f"{source}:{window.start_param}"
+        with self.lock:
+            self.started.append(key)
+        hook = self.before.get(key)
+        if hook is not None:
+            hook(stop)
+        pages = records_of(window, self.pages)
+        for number, page in enumerate(pages):
+            if stop.is_set():
+                raise RuntimeError("cancelled")  # what the client raises once stopped
+            reader = Reader()
+            watch.page_started(reader)
+            reader.bytes_read = PAGE_BYTES
+            yield from page
+            if not watch.page_done(number + 1 < len(pages)):
+                return
+
+
+def fetcher(source: Source, workers: int = 4, budget: int = 1 << 30) -> Fetcher[str, t.Any]:
+    return Fetcher(
+        source,
+        lambda r: (r["id"], None),
+        workers=workers,
+        budget_bytes=budget,
+        parallelism=lambda: workers,
+    )
+
+
+def drain(f: Fetcher[str, t.Any], project: str) -> list[tuple[Window, list[t.Any]]]:
+    return [(w, list(records)) for w, records in f.windows(project)]
+
+
+def test_windows_and_records_leave_in_order_whatever_finishes_first() -> None:
+    source = Source()
+    windows = hours(6)
+    released = threading.Event()
+    # The first window is the slowest: it waits until the last one has been fetched.
+    source.before[f"a:{windows[0].start_param}"] = lambda stop: released.wait(WAIT)
+    source.before[f"a:{windows[-1].start_param}"] = lambda stop: released.set()
+    f = fetcher(source, workers=6)
+    f.add("a", FixedPlanner(windows))  # type: ignore[arg-type]
+    try:
+        out = drain(f, "a")
+    finally:
+        f.close()
+    assert [w for w, _ in out] == windows
+    for window, records in out:
+        assert records == [r for page in records_of(window, 2) for r in page]
+
+
+def test_a_failure_in_a_later_window_stops_everything_and_nothing_leaves_out_of_order() -> None:
+    source = Source()
+    windows = hours(6)
+    first, failing = windows[0].start_param, windows[4].start_param
+
+    def hold_first(stop: threading.Event) -> None:
+        assert stop.wait(WAIT), "the later failure should stop this worker"
+
+    def fail(stop: threading.Event) -> None:
+        raise ValueError("window 5 failed")
+
+    source.before[f"a:{first}"] = hold_first
+    source.before[f"a:{failing}"] = fail
+    f = fetcher(source, workers=6)
+    f.add("a", FixedPlanner(windows))  # type: ignore[arg-type]
+    written: list[t.Any] = []
+    yielded: list[Window] = []
+
+    def write() -> None:
+        for window, records in f.windows("a"):
+            yielded.append(window)
+            written.extend(records)
+
+    with pytest.raises(ValueError, match="window 5 failed"):
+        write()
+    f.close()
+    # The first window never got a page: nothing of it, nor of any window after it, was
+    # written, though windows 2-4 had been read ahead.
+    assert yielded == []
+    assert written == []
+    assert {f"a:{w.start_param}" for w in windows[:5]} <= set(source.started)
+
+
+def test_windows_complete_before_a_failure_are_still_written_in_order() -> None:
+    source = Source()
+    windows = hours(4)
+    fetched = [threading.Event() for _ in windows[:3]]
+    for window, event in zip(windows[:3], fetched, strict=True):
+        source.before[f"a:{window.start_param}"] = lambda stop, e=event: e.set()
+
+    def fail_after_the_others(stop: threading.Event) -> None:
+        for event in fetched:
+            assert event.wait(WAIT)
+        raise ValueError("window 4 failed")
+
+    source.before[f"a:{windows[3].start_param}"] = fail_after_the_others
+    # One worker: windows are fetched strictly one after another, so 1-3 are complete first.
+    f = fetcher(source, workers=1)
+    f.add("a", FixedPlanner(windows))  # type: ignore[arg-type]
+    done: list[Window] = []
+
+    def write() -> None:
+        for window, records in f.windows("a"):
+            assert list(records) == [r for page in records_of(window, 2) for r in page]
+            done.append(window)
+
+    with pytest.raises(ValueError, match="window 4 failed"):
+        write()
+    f.close()
+    assert done == windows[:3]
+
+
+def test_read_ahead_stays_within_the_budget_and_the_head_may_exceed_it() -> None:
+    page = PAGE_BYTES * DECODED_BYTES_PER_JSON_BYTE
+    source = Source(pages=3)
+    windows = hours(30)
+    f = fetcher(source, workers=4, budget=2 * page)
+    f.add("a", FixedPlanner(windows))  # type: ignore[arg-type]
+    try:
+        out = drain(f, "a")
+    finally:
+        f.close()
+    assert [w for w, _ in out] == windows
+    # Each worker may hand over one page past the budget before it waits.
+    assert f.peak_held <= 2 * page + 4 * page
+    assert f.held == 0
+
+    # A budget smaller than one page: the window being written still gets all its pages.
+    source = Source(pages=5)
+    f = fetcher(source, workers=2, budget=1)
+    f.add("a", FixedPlanner(hours(3)))  # type: ignore[arg-type]
+    try:
+        assert [len(r) for _, r in drain(f, "a")] == [15, 15, 15]
+    finally:
+        f.close()
+
+
+def test_the_next_project_is_fetched_while_this_one_is_written() -> None:
+    source = Source()
+    next_started = threading.Event()
+    a_windows, b_windows = hours(2), hours(2)
+    # Project a's last window finishes only once project b's first window has started.
+    source.before[f"a:{a_windows[-1].start_param}"] = lambda stop: next_started.wait(WAIT)
+    source.before[f"b:{b_windows[0].start_param}"] = lambda stop: next_started.set()
+    f = fetcher(source, workers=3)
+    f.add("a", FixedPlanner(a_windows))  # type: ignore[arg-type]
+    f.add("b", FixedPlanner(b_windows))  # type: ignore[arg-type]
+    try:
+        a = drain(f, "a")
+        assert next_started.is_set()
+        assert f.has_next("b")
+        b = drain(f, "b")
+    finally:
+        f.close()
+    assert [w for w, _ in a] == a_windows
+    assert [w for w, _ in b] == b_windows
+    assert all(r["id"].startswith(w.start_param) for w, rs in a + b for r in rs)
+
+
+# -- the adaptive pool --------------------------------------------------------------------------
+
+
+def test_the_pool_halves_on_429_and_grows_back_one_at_a_time() -> None:
+    pool = AdaptivePool(8)
+    pool.throttled()
+    assert pool.limit == 4
+    pool.throttled()
+    pool.throttled()
+    pool.throttled()
+    assert pool.limit == 1  # never below one
+    for _ in range(GROW_AFTER - 1):
+        pool.succeeded()
+    assert pool.limit == 1
+    pool.succeeded()
+    assert pool.limit == 2
+    for _ in range(20 * GROW_AFTER):
+        pool.succeeded()
+    assert pool.limit == 8  # capped by max_concurrency
+
+
+# -- adaptive windows ---------------------------------------------------------------------------
+
+
+def record(i: int, started: dt.datetime) -> dict[str, t.Any]:
+    return {"id": f"c{i}", "started_at": started.isoformat().replace("+00:00", "Z")}
+
+
+def test_the_planner_grows_through_empty_time_and_shrinks_through_dense_time() -> None:
+    end = T0 + dt.timedelta(days=3 * 365)
+    planner = WindowPlanner(T0, end, dt.timedelta(hours=24), page_size=100)
+    first = planner.next_window()
+    assert first is not None
+    assert first.end - first.start == dt.timedelta(hours=24)
+    assert planner.next_window() is None  # blind: wait for the first result
+    planner.finished(first, 0)
+    sizes = []
+    while (window := planner.next_window()) is not None:
+        sizes.append(window.end - window.start)
+        planner.finished(window, 0)
+    assert len(sizes) <= 6  # three empty years in a handful of windows
+    assert all(b == 4 * a for a, b in itertools.pairwise(sizes[:-1]))  # the last is cut short
+
+    planner = WindowPlanner(T0, end, dt.timedelta(hours=24), page_size=100)
+    first = planner.next_window()
+    assert first is not None
+    planner.finished(first, 900)  # ~9 pages a day
+    window = planner.next_window()
+    assert window is not None
+    assert window.expected == pytest.approx(75, rel=0.01)  # three quarters of a page
+    assert window.end - window.start == dt.timedelta(hours=2)
+
+
+def test_a_split_puts_identical_timestamps_on_the_later_side_of_the_point() -> None:
+    planner = WindowPlanner(T0, T0 + 10 * HOUR, dt.timedelta(hours=10), page_size=8)
+    window = planner.next_window()
+    assert window is not None
+    assert planner.should_split(window)  # blind, and more than a page follows
+    tie = T0 + 5 * HOUR
+    page = [record(i, T0 + i * HOUR) for i in range(1, 4)] + [record(10 + i, tie) for i in range(5)]
+    parts = planner.split(window, [(r["id"], r["started_at"], r) for r in page], parts=4)
+    bounds = [(p.start, p.end) for p in parts]
+    assert bounds[0][0] == window.start
+    assert bounds[-1][1] == window.end
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))  # no gap
+    assert tie in [p.start for p in parts]
+    carried: dict[str, Window] = {}
+    for part in parts:
+        assert part.split_from_page is not None
+        assert not planner.should_split(part)  # parts are not split again
+        for conversation_id, rec in part.split_from_page.items():
+            started = dt.datetime.fromisoformat(rec["started_at"].replace("Z", "+00:00"))
+            assert part.start <= started < part.end
+            carried[conversation_id] = part
+    assert set(carried) == {r["id"] for r in page}  # every first-page conversation, once
+    # All on one instant: no point strictly inside the window, so no split (page through).
+    same = [record(i, window.start) for i in range(8)]
+    assert planner.split(window, [(r["id"], r["started_at"], r) for r in same], parts=4) == []
