@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
@@ -11,8 +12,11 @@ import typing as t
 from conftest import ACCOUNT, NOW, PROJECTS, iso, make_emulator, tap_config
 from tap_runner import TAP_COMMAND, bookmark, parse_messages, run_tap
 
+from tap_polyai.client import PolyAIClient
 from tap_polyai.emulator import Emulator, generate_conversations, parse_ts
 from tap_polyai.records import RecordConformer
+from tap_polyai.settings import load_settings
+from tap_polyai.windows import Window
 
 
 def truth(emulator: Emulator, project_id: str) -> dict[str, dict[str, t.Any]]:
@@ -36,13 +40,23 @@ def test_full_sync_delivers_exactly_the_truth_for_each_project(emulator: Emulato
         got = by_id(run.records(), project)
         assert len(expected) > 150
         assert got == expected, project
-    # beta pages by offset (no cursor in its responses), alpha by cursor
+    assert [m["stream"] for m in run.of_type("SCHEMA")] == ["conversations", "conversation_turns"]
+
+
+def test_each_project_pages_in_its_own_style(emulator: Emulator) -> None:
+    # beta pages by offset (no cursor in its responses), alpha by cursor. The tap sizes windows
+    # to about a page, so read the whole range as one window to page through it for sure.
+    settings = load_settings(tap_config(emulator))
+    client = PolyAIClient(settings, logging.getLogger("test"))
+    window = Window(settings.start_date, t.cast(dt.datetime, settings.end_date))
+    for project in settings.projects:
+        ids = [c.id for c in client.conversations(project, window)]
+        assert sorted(ids) == sorted(truth(emulator, project.project_id))
     beta_params = [r["params"] for r in emulator.requests if r["project_id"] == "PROJECT-beta"]
     assert any("offset" in p for p in beta_params)
     assert not any("cursor" in p for p in beta_params)
     alpha_params = [r["params"] for r in emulator.requests if r["project_id"] == "PROJECT-alpha"]
     assert any("cursor" in p for p in alpha_params)
-    assert [m["stream"] for m in run.of_type("SCHEMA")] == ["conversations", "conversation_turns"]
 
 
 def test_every_page_of_a_window_keeps_the_same_filters(emulator: Emulator) -> None:
