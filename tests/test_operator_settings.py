@@ -8,17 +8,11 @@ import typing as t
 
 import pytest
 from conftest import tap_config
-from singer_sdk.exceptions import ConfigValidationError
 from tap_runner import run_tap
+from test_settings import errors_for
 
 from tap_polyai.emulator import Emulator
 from tap_polyai.tap import TapPolyAI
-
-
-def errors_for(config: dict[str, t.Any]) -> str:
-    with pytest.raises(ConfigValidationError) as failure:
-        TapPolyAI(config=config)
-    return " | ".join([str(failure.value), *failure.value.errors])
 
 
 @pytest.mark.parametrize(
