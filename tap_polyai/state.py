@@ -127,14 +127,14 @@ def _check_partition(
     project: Project,
     settings: Settings,
     sync_started_at: dt.datetime,
-) -> None:
+) -> str | None:
     label = project.label
     where = f"State (--state) for project {label}"
     bookmark = _date(partition, "replication_key_value", label)
     recorded_start = _date(partition, "start_date", label)
-    _date(partition, "end_date", label)  # informative only (see the module docstring)
+    recorded_end = _date(partition, "end_date", label)  # informative (module docstring)
     if bookmark is None:
-        return
+        return None
     if bookmark > sync_started_at + settings.lookback:
         raise InvalidStateError(
             f"{where} is wrong: its bookmark {_iso(bookmark)} is later than this run's start "
@@ -147,19 +147,30 @@ def _check_partition(
             f"'end_date' {_iso(settings.end_date)}. {FOREIGN_HINT} {RANGE_CHANGE_HINT}"
         )
     if recorded_start is None:
-        return  # written by a release that did not record the range: accepted as before
+        return None  # written by a release that did not record the range: accepted as before
     if recorded_start != settings.start_date:
         raise InvalidStateError(
             f"{where} is not this run's: its checkpoint was made with start_date="
             f"{_iso(recorded_start)}, this run has start_date={_iso(settings.start_date)}. "
             f"{FOREIGN_HINT} {RANGE_CHANGE_HINT}"
         )
+    if "end_date" in partition and recorded_end != settings.end_date:
+        return (
+            f"Project {label}: the checkpoint was made with end_date={_iso(recorded_end)}, this "
+            f"run has end_date={_iso(settings.end_date)}; going on from its bookmark "
+            f"{_iso(bookmark)}."
+        )
+    return None
 
 
 def check_state(
     state: t.Mapping[str, t.Any], settings: Settings, sync_started_at: dt.datetime
-) -> None:
-    """Raise InvalidStateError unless every configured project's checkpoint can be its own."""
+) -> list[str]:
+    """Raise InvalidStateError unless every configured project's checkpoint can be its own.
+
+    Returns notices worth one log line each (a moved `end_date`).
+    """
+    notices: list[str] = []
     partitions = _partitions(state, settings)
     projects = {(p.account_id, p.project_id): p for p in settings.projects}
     for partition in partitions:
@@ -172,4 +183,7 @@ def check_state(
             for key in ("replication_key_value", "start_date", "end_date"):
                 _date(partition, key, label)
             continue
-        _check_partition(partition, project, settings, sync_started_at)
+        notice = _check_partition(partition, project, settings, sync_started_at)
+        if notice:
+            notices.append(notice)
+    return notices

@@ -50,7 +50,8 @@ class TapPolyAI(Tap):
     def load_state(self, state: dict[str, t.Any]) -> None:
         """Refuse a malformed or foreign state before the SDK reads it or writes any STATE."""
         if state:
-            check_state(state, self.settings, self.sync_started_at)
+            for notice in check_state(state, self.settings, self.sync_started_at):
+                self.logger.info("%s", notice)
         super().load_state(state)
 
     @classmethod

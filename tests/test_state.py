@@ -179,6 +179,10 @@ def test_moving_end_date_on_continues_from_the_bookmark(emulator: Emulator, tmp_
 
     run = run_cli(tap_config(emulator), tmp_path, state=state)  # end_date = NOW
     assert run.returncode == 0, run.stderr[-3000:]
+    assert (
+        f"Project {ALPHA}: the checkpoint was made with end_date={iso(first_end)}, this run has "
+        f"end_date={iso(NOW)}; going on from its bookmark {iso(first_end)}."
+    ) in run.stderr
     starts = {
         r["params"]["start_time"][0]
         for r in emulator.requests
