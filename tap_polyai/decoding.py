@@ -114,7 +114,8 @@ class ConversationPayload:
 
     @property
     def nbytes(self) -> int:
-        """Size of the conversation's JSON: what holding it ahead of the writer costs, roughly."""
+        """Size of the conversation's JSON. Held ahead of the writer, a payload costs about
+        three times this: the bytes plus the decoded structs (~2x, measured on emulator data)."""
         return len(self.raw)
 
 

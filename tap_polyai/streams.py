@@ -61,6 +61,8 @@ class _PolyAIStream(Stream):
             deselects
             or self.config.get("stream_maps")
             or self.config.get("flattening_enabled")
+            # BATCH mode serialises the records `get_records` yields: they must be whole dicts
+            or self.get_batch_config(self.config)
             or not isinstance(writer, BufferedMsgSpecWriter)
         ):
             return None

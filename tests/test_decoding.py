@@ -11,6 +11,7 @@ SDK's own path).
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import itertools
 import json
 import logging
@@ -257,6 +258,23 @@ def _sync_with_config(
             **settings_,
         )
         return run_tap(config), config
+
+
+def test_batch_messages_carry_whole_records(tmp_path: t.Any) -> None:
+    """BATCH mode serialises what `get_records` yields: plain dicts, never spliced records."""
+    blank = _conversation(turns=[_turn(user_input_datetime="")])
+    batch_config = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": f"file://{tmp_path}"},
+    }
+    run, _ = _sync_with_config([blank, _conversation()], batch_config=batch_config)
+    (batch,) = run.of_type("BATCH", "conversations")
+    records = []
+    for url in batch["manifest"]:
+        with gzip.open(url.removeprefix("file://")) as lines:
+            records += [json.loads(line) for line in lines]
+    assert {r["id"]: r for r in records}[blank["id"]] == _expected(blank)
+    assert len(records) == 2
 
 
 def test_connection_test_still_runs(tmp_path: t.Any) -> None:
