@@ -11,11 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+import sys
 import typing as t
 from collections import defaultdict
 from pathlib import Path
 
-from tests.pipeline_support import ROOT, VenvUnavailableError, target_venv, unavailable
+from tests.pipeline_support import (
+    ROOT,
+    VenvUnavailableError,
+    python_at_least,
+    target_venv,
+    unavailable,
+)
 
 PROJECT_DIR = ROOT / "transform"
 PROFILES_DIR = PROJECT_DIR / "profiles"
@@ -42,8 +49,12 @@ MODELS = (
 
 def dbt_venv(adapter: str) -> Path:
     """The dbt-<adapter> virtualenv, built on first use (fails in CI when it cannot be)."""
+    # fakesnow 0.12.1 needs Python >= 3.11 (the CI matrix also runs 3.10).
+    python = python_at_least(11) if "fakesnow" in DBT_REQUIREMENTS[adapter] else sys.executable
+    if python is None:
+        unavailable(f"dbt-{adapter}: fakesnow 0.12.1 needs Python >= 3.11, none on PATH")
     try:
-        return target_venv(f"dbt-{adapter}", DBT_REQUIREMENTS[adapter])
+        return target_venv(f"dbt-{adapter}", DBT_REQUIREMENTS[adapter], python=python)
     except VenvUnavailableError as exc:
         unavailable(f"cannot build the dbt-{adapter} venv: {exc}")
 
