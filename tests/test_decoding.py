@@ -260,6 +260,35 @@ def _sync_with_config(
         return run_tap(config), config
 
 
+def test_turn_rows_take_the_sdk_path_while_conversations_are_spliced() -> None:
+    """A property deselected in `conversation_turns` only: its rows come from the turn structs
+    as dicts through the SDK (which drops the property); conversations stay spliced."""
+    blank = _conversation(turns=[_turn(user_input_datetime=""), {}])
+    full, config = _sync([blank])
+    catalog = discover(config)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if entry["tap_stream_id"] == "conversation_turns" and item["breadcrumb"] == [
+                "properties",
+                "user_input",
+            ]:
+                item["metadata"]["selected"] = False
+    run, _ = _sync([blank], catalog=catalog)
+    assert run.records() == full.records() == [_expected(blank)]
+    rows = run.records("conversation_turns")
+    assert rows == [
+        {k: v for k, v in row.items() if k != "user_input"}
+        for row in full.records("conversation_turns")
+    ]
+    assert rows[0]["user_input_datetime"] is None
+    assert "user_input" not in rows[0]
+    assert rows[1] == {
+        "conversation_id": blank["id"],
+        "turn_index": 1,
+        **{k: blank[k] for k in ("account_id", "project_id", "started_at")},
+    }
+
+
 def test_batch_messages_carry_whole_records(tmp_path: t.Any) -> None:
     """BATCH mode serialises what `get_records` yields: plain dicts, never spliced records."""
     blank = _conversation(turns=[_turn(user_input_datetime="")])
