@@ -44,7 +44,15 @@ import typing as t
 
 import msgspec
 
-TURN_ROW_HEAD = ("conversation_id", "turn_index", "account_id", "project_id", "started_at")
+# `conversation_turns` fields that are not turn fields (not in `conversations.turns`).
+TURN_ROW_HEAD = (
+    "conversation_id",
+    "turn_index",
+    "account_id",
+    "project_id",
+    "started_at",
+    "_sdc_deleted_at",
+)
 MODES = ("warn", "fail")
 # A JSON number, as text: what `"0.53"` must look like to be coerced (no "NaN", " 1", "1_0").
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")

@@ -105,4 +105,11 @@ CONVERSATION_TURNS_SCHEMA = th.PropertiesList(
     th.Property("project_id", th.StringType),
     th.Property("started_at", th.DateTimeType, description="The conversation's `started_at`."),
     *_properties(TURN_PROPERTIES),
+    th.Property(
+        "_sdc_deleted_at",
+        th.DateTimeType,
+        description=(
+            "Set on tombstone rows: this turn index no longer exists (`delete_stale_turns`)."
+        ),
+    ),
 ).to_dict()

@@ -196,6 +196,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Connect/read timeout of one request (a read timeout is between bytes).",
     ),
     th.Property(
+        "delete_stale_turns",
+        th.BooleanType,
+        default=False,
+        description=(
+            "When a re-read finished conversation has fewer turns than `num_turns` (PolyAI hid "
+            "its transcript later), write a tombstone `conversation_turns` row (turn fields "
+            "null, `_sdc_deleted_at` set) for each missing turn index, so the target deletes "
+            "the stale rows (target-duckdb `hard_delete`) or marks them (target-postgres "
+            "`add_record_metadata`). Off by default: a project whose transcripts were never "
+            "visible would get a tombstone per turn on every read."
+        ),
+    ),
+    th.Property(
         "on_schema_mismatch",
         th.StringType,
         default="warn",
@@ -252,6 +265,7 @@ class Settings:
     retry_base_seconds: float
     request_timeout_seconds: float
     on_schema_mismatch: str = "warn"
+    delete_stale_turns: bool = False
     # What the tap should log once at start: (level, message), e.g. an unknown setting.
     notices: tuple[tuple[int, str], ...] = field(default=())
 
@@ -511,5 +525,6 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
         retry_base_seconds=float(config.get("retry_base_seconds", 1.0)),
         request_timeout_seconds=float(config.get("request_timeout_seconds", 300)),
         on_schema_mismatch=config.get("on_schema_mismatch") or "warn",
+        delete_stale_turns=bool(config.get("delete_stale_turns", False)),
         notices=tuple(notices),
     )

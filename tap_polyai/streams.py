@@ -96,8 +96,6 @@ class _PolyAIStream(Stream):
         before the record that needs it (the writer keeps message order)."""
         if self._input_schema is not None:  # a catalog was given: it is the schema
             self._input_schema = schema
-        else:
-            self._schema = schema
         # As the SDK registers a catalog entry: only selected properties are announced.
         selected = get_selected_schema(self.name, schema, self.mask)
         self._tap.mapper.register_raw_stream_schema(self.name, selected, self.primary_keys)
@@ -280,6 +278,25 @@ def _id_and_start(payload: ConversationPayload) -> tuple[str, str | None]:
     return payload.id, started if isinstance(started, str) else None
 
 
+MAX_TOMBSTONES = 10_000  # per conversation: a larger `num_turns` is not believed
+
+
+def _missing_turn_indexes(conversation: Record, delivered: int) -> range:
+    """Turn indexes a finished conversation counts (`num_turns`) but no longer shows.
+
+    Stale rows appear when PolyAI hides a transcript after it was loaded (`turns` empty while
+    `num_turns` > 0). In-progress conversations are skipped: their turns are still arriving.
+    """
+    source = conversation.typed if isinstance(conversation, SplicedRecord) else None
+    if source is not None:
+        num_turns, in_progress = source.num_turns, source.in_progress
+    else:
+        num_turns, in_progress = conversation.get("num_turns"), conversation.get("in_progress")
+    if in_progress is not False or not isinstance(num_turns, (int, float)):
+        return range(0)
+    return range(delivered, min(int(num_turns), MAX_TOMBSTONES))
+
+
 class ConversationTurnsStream(_PolyAIStream):
     """One row per turn, for analysts; built from the pages `conversations` already fetched.
 
@@ -320,6 +337,7 @@ class ConversationTurnsStream(_PolyAIStream):
             "started_at": conversation["started_at"],
         }
         if isinstance(conversation, SplicedRecord):
+            delivered = len(conversation.turns())
             writer = self._direct_writer
             if writer is not None:
                 writer.write_indexed_records(
@@ -336,12 +354,29 @@ class ConversationTurnsStream(_PolyAIStream):
                     {**head, "turn_index": index, **turn}
                     for index, turn in enumerate(turn_dicts(conversation))
                 )
-            return
-        turns = conversation.get("turns")
-        if turns:
-            self._write_records(
-                {**head, "turn_index": index, **turn} for index, turn in enumerate(turns)
-            )
+        else:
+            turns = conversation.get("turns") or ()
+            delivered = len(turns)
+            if turns:
+                self._write_records(
+                    {**head, "turn_index": index, **turn} for index, turn in enumerate(turns)
+                )
+        if self._delete_stale_turns:
+            missing = _missing_turn_indexes(conversation, delivered)
+            if missing:
+                deleted_at = self._deleted_at
+                self._write_records(
+                    {**head, "turn_index": index, "_sdc_deleted_at": deleted_at}
+                    for index in missing
+                )
+
+    @functools.cached_property
+    def _delete_stale_turns(self) -> bool:
+        return bool(self._tap.settings.delete_stale_turns)  # type: ignore[attr-defined]
+
+    @functools.cached_property
+    def _deleted_at(self) -> str:
+        return isoformat(self._tap.sync_started_at)  # type: ignore[attr-defined]
 
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
