@@ -23,6 +23,8 @@ Everything else drift-related (coercion, new fields, nulling) is in `drift.py`.
 
 from __future__ import annotations
 
+import copy
+
 from singer_sdk import typing as th
 
 _STRING_OR_STRINGS: dict[str, object] = {
@@ -105,11 +107,11 @@ CONVERSATION_TURNS_SCHEMA = th.PropertiesList(
     th.Property("project_id", th.StringType),
     th.Property("started_at", th.DateTimeType, description="The conversation's `started_at`."),
     *_properties(TURN_PROPERTIES),
-    th.Property(
-        "_sdc_deleted_at",
-        th.DateTimeType,
-        description=(
-            "Set on tombstone rows: this turn index no longer exists (`delete_stale_turns`)."
-        ),
-    ),
 ).to_dict()
+
+# With `delete_stale_turns` only: tombstone rows carry the Singer soft-delete marker.
+CONVERSATION_TURNS_SCHEMA_WITH_TOMBSTONES = copy.deepcopy(CONVERSATION_TURNS_SCHEMA)
+CONVERSATION_TURNS_SCHEMA_WITH_TOMBSTONES["properties"]["_sdc_deleted_at"] = {
+    **th.DateTimeType().to_dict(),
+    "description": "Set on tombstone rows: this turn index no longer exists.",
+}

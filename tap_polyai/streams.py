@@ -26,7 +26,11 @@ from tap_polyai.decoding import ConversationPayload, RecordDecoder, SplicedRecor
 from tap_polyai.fetcher import Fetcher
 from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.records import RecordConformer
-from tap_polyai.schema import CONVERSATION_TURNS_SCHEMA, CONVERSATIONS_SCHEMA
+from tap_polyai.schema import (
+    CONVERSATION_TURNS_SCHEMA,
+    CONVERSATION_TURNS_SCHEMA_WITH_TOMBSTONES,
+    CONVERSATIONS_SCHEMA,
+)
 from tap_polyai.settings import Project, Settings
 from tap_polyai.state import checkpoint_marks
 from tap_polyai.windows import BookmarkHold, Window, WindowPlanner, isoformat, read_range
@@ -317,6 +321,12 @@ class ConversationTurnsStream(_PolyAIStream):
     is_sorted = False
     state_partitioning_keys: t.ClassVar[list[str]] = []
     schema = CONVERSATION_TURNS_SCHEMA
+
+    def __init__(self, tap: TapPolyAI) -> None:
+        super().__init__(tap)
+        if tap.config.get("delete_stale_turns"):
+            self.schema = CONVERSATION_TURNS_SCHEMA_WITH_TOMBSTONES
+
     TYPE_CONFORMANCE_LEVEL = (
         TypeConformanceLevel.NONE
     )  # turns were validated with their conversation
