@@ -87,7 +87,7 @@ def secrets(emulator: Emulator) -> set[str]:
         for conversation in emulator.visible(ACCOUNT, project):
             found.update(conversation.get(f) or "" for f in ("from_number", "to_number"))
             state = conversation.get("state") or {}
-            found.add(str(state.get("from_") or ""))
+            found.update(str(state.get(k) or "") for k in ("from_", "caller_name"))
             for turn in conversation.get("turns") or []:
                 found.update(turn.get(f) or "" for f in TURN_TEXT)
     found.discard("")

@@ -1,22 +1,30 @@
 """The PII recipe of README.md ("PII"): the SDK's built-in stream maps, no tap code.
 
-Phone numbers are replaced by a salted SHA-256 (md5() works the same way, unsalted hashes of
-phone numbers are easy to reverse by brute force), the transcript is dropped from
-`conversations` (`"turns": "__NULL__"`), and the text fields of `conversation_turns` are
-dropped while its timings stay. meltano.yml's `tap-polyai--pii-safe` uses the same maps.
+The maps are read from meltano.yml's `tap-polyai--pii-safe` (README.md shows the same block).
+They are an allowlist: every kept property is listed (as itself, or hashed), and
+`__else__: __NULL__` drops everything else. Phone numbers are replaced by a salted SHA-256
+(unsalted hashes of phone numbers are easy to reverse by brute force); the transcript
+(`turns`, the text fields of `conversation_turns`) and `state` are not listed, so they are
+dropped, and so is any field PolyAI adds later, although schema drift delivers it to the raw
+extractor (tap_polyai/drift.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import typing as t
 
-from tap_polyai.emulator import Emulator
-from tests.conftest import ACCOUNT, PROJECTS, tap_config
-from tests.tap_runner import run_tap
+import pytest
+import yaml
+
+from tap_polyai.emulator import Clock, Emulator, apply_drift, generate_conversations
+from tap_polyai.emulator.drift import NEW_FIELD, NEW_TURN_FIELD
+from tests.conftest import ACCOUNT, DATA_START, KEYS, NOW, PROJECTS, tap_config
+from tests.pipeline_support import ROOT
+from tests.tap_runner import TapRun, run_tap
 
 SALT = "test-salt-not-a-secret"
-PII_STATE_KEYS = ["from_", "call_sid"]
 TEXT_FIELDS = (
     "user_input",
     "user_input_dtmf",
@@ -25,23 +33,37 @@ TEXT_FIELDS = (
     "english_agent_response",
     "entities",
 )
+EXTRACTOR = "tap-polyai--pii-safe"
 
-# Exactly what README.md ("PII") shows (there the salt comes from the environment).
-PII_STREAM_MAPS: dict[str, t.Any] = {
-    "conversations": {
-        "from_number": "sha256(config['salt'] + from_number) if from_number else from_number",
-        "to_number": "sha256(config['salt'] + to_number) if to_number else to_number",
-        # `state` is the agent's own variables: drop the keys that hold caller data.
-        "state": "{k: v for k, v in state.items() if k not in config['pii_state_keys']}"
-        " if state else state",
-        "turns": "__NULL__",
-    },
-    "conversation_turns": dict.fromkeys(TEXT_FIELDS, "__NULL__"),
-}
+
+def shipped_extractor_config() -> dict[str, t.Any]:
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    plugin = next(p for p in project["plugins"]["extractors"] if p["name"] == EXTRACTOR)
+    return dict(plugin["config"])
+
+
+PII_STREAM_MAPS: dict[str, t.Any] = shipped_extractor_config()["stream_maps"]
+
+
+def pii_config(emulator: Emulator) -> dict[str, t.Any]:
+    return tap_config(emulator, stream_maps=PII_STREAM_MAPS, stream_map_config={"salt": SALT})
 
 
 def _hash(value: str) -> str:
     return hashlib.sha256((SALT + value).encode()).hexdigest()
+
+
+def test_the_readme_shows_the_maps_meltano_yml_ships() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(rf"```yaml\n(    - name: {EXTRACTOR}\n.*?)```", readme, re.DOTALL)
+    assert block, "README.md shows the PII-safe extractor"
+    (shown,) = yaml.safe_load(block.group(1))
+    assert shown["config"] == shipped_extractor_config()
+
+
+@pytest.mark.parametrize("stream", ["conversations", "conversation_turns"])
+def test_the_maps_are_an_allowlist(stream: str) -> None:
+    assert PII_STREAM_MAPS[stream]["__else__"] == "__NULL__"
 
 
 def test_pii_stream_maps(emulator: Emulator) -> None:
@@ -51,12 +73,7 @@ def test_pii_stream_maps(emulator: Emulator) -> None:
         for rec in emulator.visible(ACCOUNT, project)
         if rec.get("environment") == "live"
     }
-    config = tap_config(
-        emulator,
-        stream_maps=PII_STREAM_MAPS,
-        stream_map_config={"salt": SALT, "pii_state_keys": PII_STATE_KEYS},
-    )
-    run = run_tap(config)
+    run = run_tap(pii_config(emulator))
 
     records = run.records("conversations")
     assert len(records) == len(truth) > 0
@@ -64,6 +81,7 @@ def test_pii_stream_maps(emulator: Emulator) -> None:
     for rec in records:
         original = truth[rec["id"]]
         assert "turns" not in rec
+        assert "state" not in rec
         for field in ("from_number", "to_number"):
             if original.get(field):
                 assert rec[field] == _hash(original[field])
@@ -71,29 +89,72 @@ def test_pii_stream_maps(emulator: Emulator) -> None:
                 hashed += 1
             else:
                 assert rec.get(field) == original.get(field)
-        # Everything else passes through untouched.
+        # Listed properties pass through untouched.
         assert (rec["channel"], rec["num_turns"]) == (original["channel"], original["num_turns"])
-        if original["state"]:
-            assert rec["state"] == {
-                k: v for k, v in original["state"].items() if k not in PII_STATE_KEYS
-            }
-        else:
-            assert rec["state"] == original["state"]
+        assert rec["started_at"] == original["started_at"]
     assert hashed > 0
 
-    # The SCHEMA message no longer announces the dropped column.
-    schema = run.of_type("SCHEMA", "conversations")[-1]["schema"]
-    assert "turns" not in schema["properties"]
-    assert "from_number" in schema["properties"]
+    # The SCHEMA message announces only the allowlist, with the raw types, key and bookmark.
+    schema_message = run.of_type("SCHEMA", "conversations")[-1]
+    properties = schema_message["schema"]["properties"]
+    assert set(properties) == set(PII_STREAM_MAPS["conversations"]) - {"__else__"}
+    assert properties["metrics"]["type"][0] == "object"
+    assert schema_message["key_properties"] == ["id"]
+    assert schema_message["bookmark_properties"] == ["started_at"]
 
-    # If the tap has the turns stream: its rows keep timings and flags, never text.
-    if run.of_type("SCHEMA", "conversation_turns"):
-        turn_schema = run.of_type("SCHEMA", "conversation_turns")[-1]["schema"]
-        turns = run.records("conversation_turns")
-        assert turns
-        expected = sum(len(truth[cid].get("turns") or []) for cid in {r["id"] for r in records})
-        assert len(turns) == expected
-        for field in TEXT_FIELDS:
-            assert field not in turn_schema["properties"]
-            assert all(field not in turn for turn in turns)
-        assert any(turn.get("latency") is not None for turn in turns)
+    # The turn rows keep timings and flags, never text.
+    turn_message = run.of_type("SCHEMA", "conversation_turns")[-1]
+    assert turn_message["key_properties"] == ["conversation_id", "turn_index"]
+    turns = run.records("conversation_turns")
+    expected = sum(len(truth[cid].get("turns") or []) for cid in {r["id"] for r in records})
+    assert len(turns) == expected > 0
+    for field in TEXT_FIELDS:
+        assert field not in turn_message["schema"]["properties"]
+        assert all(field not in turn for turn in turns)
+    assert any(turn.get("latency") is not None for turn in turns)
+
+
+@pytest.fixture
+def drifting() -> t.Iterator[Emulator]:
+    """PolyAI adding a top-level field and a turn field (tap_polyai/emulator/drift.py)."""
+    emulator = Emulator(clock=Clock(NOW), api_keys={(ACCOUNT, p): KEYS[p] for p in PROJECTS})
+    for seed, project in enumerate(PROJECTS):
+        convs = generate_conversations(
+            ACCOUNT, project, count=60, start=DATA_START, end=NOW, seed=seed, in_progress=2
+        )
+        apply_drift(convs)
+        emulator.add_conversations(ACCOUNT, project, convs)
+    with emulator:
+        yield emulator
+
+
+def _keys_seen(run: TapRun, stream: str) -> set[str]:
+    """Every property any SCHEMA announced, or any RECORD carried, for `stream`."""
+    seen: set[str] = set()
+    for message in run.messages:
+        if message.get("stream") != stream:
+            continue
+        if message["type"] == "SCHEMA":
+            seen.update(message["schema"]["properties"])
+        elif message["type"] == "RECORD":
+            seen.update(message["record"])
+    return seen
+
+
+def test_a_field_polyai_adds_later_is_dropped_until_listed(drifting: Emulator) -> None:
+    raw = run_tap(tap_config(drifting))
+    assert NEW_FIELD in _keys_seen(raw, "conversations"), "drift delivers it to the raw tap"
+    assert NEW_TURN_FIELD in _keys_seen(raw, "conversation_turns")
+    # The raw tap re-announced its SCHEMA with the new field: the maps saw a grown schema.
+    assert NEW_FIELD not in raw.of_type("SCHEMA", "conversations")[0]["schema"]["properties"]
+
+    pii = run_tap(pii_config(drifting))
+    assert len(pii.of_type("SCHEMA", "conversations")) > 1, "the re-announce went through"
+    assert len(pii.records()) == len(raw.records()) > 0
+    assert len(pii.records("conversation_turns")) == len(raw.records("conversation_turns"))
+    for stream in ("conversations", "conversation_turns"):
+        allowed = set(PII_STREAM_MAPS[stream]) - {"__else__"}
+        assert _keys_seen(pii, stream) == allowed
+        last = pii.of_type("SCHEMA", stream)[-1]
+        assert last["key_properties"] == raw.of_type("SCHEMA", stream)[-1]["key_properties"]
+        assert last["bookmark_properties"] == ["started_at"]
