@@ -1,13 +1,15 @@
-"""Shared fixtures: an emulator with known data, and a matching tap config."""
+"""Shared fixtures: an emulator with known data, a matching tap config, and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import typing as t
+from pathlib import Path
 
 import pytest
 
 from tap_polyai.emulator import Clock, Emulator, generate_conversations
+from tests.pipeline_support import fresh_database, require_postgres, target_postgres_executable
 
 # The emulated "now": in the past, so that `end_date` can always be set to it (the tap caps
 # the range at its own start time) and the tap's clock and the emulator's agree.
@@ -72,3 +74,21 @@ def tap_config(emulator: Emulator, **overrides: t.Any) -> dict[str, t.Any]:
     }
     config.update(overrides)
     return config
+
+
+@pytest.fixture(scope="module")
+def admin_url() -> str:
+    """The PostgreSQL server's URL, once it answers (checked before any venv is built)."""
+    return require_postgres()
+
+
+@pytest.fixture(scope="module")
+def target_postgres(admin_url: str) -> Path:
+    return target_postgres_executable()
+
+
+@pytest.fixture
+def database(admin_url: str) -> t.Iterator[str]:
+    """A fresh database with a random name (yielded: `postgres_url(database)`), then dropped."""
+    with fresh_database(admin_url) as name:
+        yield name

@@ -17,8 +17,10 @@ import shutil
 import subprocess
 import sys
 import typing as t
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +93,19 @@ def target_venv(
             raise VenvUnavailableError(f"cannot install {requirement}: {exc}\n{tail}") from exc
         stamp.write_text(requirement)
         return venv
+
+
+def require_venv(name: str, requirement: str, **kwargs: t.Any) -> Path:
+    """`target_venv`, or skip/fail (`unavailable`) where it cannot be built."""
+    try:
+        return target_venv(name, requirement, **kwargs)
+    except VenvUnavailableError as exc:
+        unavailable(f"cannot build the {name} venv: {exc}")
+
+
+def target_postgres_executable() -> Path:
+    """meltanolabs-target-postgres's executable, from its shared venv."""
+    return require_venv("target-postgres", TARGET_POSTGRES) / "bin" / "target-postgres"
 
 
 def python_at_least(minor: int) -> str | None:
@@ -196,3 +211,37 @@ def untyped_turns_catalog(catalog: dict[str, t.Any]) -> dict[str, t.Any]:
         if stream["tap_stream_id"] == "conversations":
             stream["schema"]["properties"]["turns"] = {"type": ["array", "null"]}
     return catalog
+
+
+def require_postgres() -> str:
+    """The server's admin URL, once it answers (else skip/fail via `unavailable`)."""
+    url = postgres_url()
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        unavailable(f"no PostgreSQL at {url}: {exc}")
+    return url
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> t.Iterator[str]:
+    """A new database with a random name (yielded), dropped afterwards whatever happens."""
+    name = f"tap_polyai_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_target_config(database: str, schema: str, **extra: t.Any) -> dict[str, t.Any]:
+    """target-postgres settings loading into `database`.`schema` as meltano.yml does."""
+    url = postgres_url(database)
+    return {
+        "sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://", 1),
+        "default_target_schema": schema,
+        "load_method": "upsert",
+        "add_record_metadata": True,  # required while ACTIVATE_VERSION is on
+        **extra,
+    }

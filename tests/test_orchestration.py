@@ -27,7 +27,6 @@ import sys
 import threading
 import time
 import typing as t
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -39,10 +38,8 @@ from tap_polyai.shards import Shard, plan_shards
 from tests.pipeline_support import (
     ROOT,
     TARGET_POSTGRES,
-    VenvUnavailableError,
     postgres_url,
-    target_venv,
-    unavailable,
+    require_venv,
 )
 
 pytestmark = [pytest.mark.orchestration, pytest.mark.postgres, pytest.mark.pipeline]
@@ -57,38 +54,12 @@ START = DATA_START - dt.timedelta(hours=1)
 
 
 def _venv(name: str, requirement: str) -> Path:
-    try:
-        return target_venv(name, requirement, timeout=1800)
-    except VenvUnavailableError as exc:
-        unavailable(f"cannot build the {name} venv: {exc}")
-
-
-@pytest.fixture(scope="module")
-def admin_url() -> str:
-    url = postgres_url()
-    try:
-        psycopg.connect(url, connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        unavailable(f"no PostgreSQL at {url}: {exc}")
-    return url
+    return require_venv(name, requirement, timeout=1800)
 
 
 @pytest.fixture(scope="module")
 def meltano(admin_url: str) -> Path:
     return _venv("meltano", MELTANO) / "bin" / "meltano"
-
-
-@pytest.fixture
-def database(admin_url: str) -> t.Iterator[str]:
-    """A fresh database: Meltano's system database (public) and the loaded data (polyai)."""
-    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    name = f"tap_polyai_orch_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield name
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _environment(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import typing as t
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -24,12 +23,10 @@ from tap_polyai.emulator.drift import NEW_FIELD, NEW_TURN_FIELD
 from tests.conftest import ACCOUNT, DATA_START, KEYS, NOW, PROJECTS, tap_config
 from tests.pipeline_support import (
     TARGET_DUCKDB,
-    TARGET_POSTGRES,
-    VenvUnavailableError,
+    postgres_target_config,
     postgres_url,
+    require_venv,
     run_pipeline,
-    target_venv,
-    unavailable,
     untyped_turns_catalog,
 )
 from tests.tap_runner import TAP_COMMAND, discover
@@ -98,41 +95,11 @@ def check_loaded(
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def admin_url() -> str:
-    url = postgres_url()
-    try:
-        psycopg.connect(url, connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        unavailable(f"no PostgreSQL at {url}: {exc}")
-    return url
-
-
-@pytest.fixture
-def database(admin_url: str) -> t.Iterator[str]:
-    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    name = f"tap_polyai_drift_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield name
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.postgres
-def test_drift_lands_in_postgres(database: str, tmp_path: Path) -> None:
-    try:
-        target = target_venv("target-postgres", TARGET_POSTGRES) / "bin" / "target-postgres"
-    except VenvUnavailableError as exc:
-        unavailable(f"cannot build the target-postgres venv: {exc}")
+def test_drift_lands_in_postgres(target_postgres: Path, database: str, tmp_path: Path) -> None:
+    target = target_postgres
     url = postgres_url(database)
-    target_config = {
-        "sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://", 1),
-        "default_target_schema": SCHEMA,
-        "load_method": "upsert",
-        "add_record_metadata": True,
-    }
+    target_config = postgres_target_config(database, SCHEMA)
     with drift_emulator(fractional_counts=True) as emulator, psycopg.connect(url) as db:
         config = tap_config(emulator)
         run_pipeline(
@@ -195,10 +162,7 @@ print(json.dumps({{"conversations": conversations, "turns": turns, "types": type
 
 
 def test_drift_lands_in_duckdb(tmp_path: Path) -> None:
-    try:
-        venv = target_venv("target-duckdb", TARGET_DUCKDB)
-    except VenvUnavailableError as exc:
-        unavailable(f"cannot build the target-duckdb venv: {exc}")
+    venv = require_venv("target-duckdb", TARGET_DUCKDB)
     path = tmp_path / "drift.duckdb"
     target_config = {"filepath": str(path), "default_target_schema": SCHEMA}
     with drift_emulator(fractional_counts=True) as emulator:

@@ -9,68 +9,36 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tap_polyai.emulator import Emulator
-from tests import dbt_support
+from tests import conftest, dbt_support
 from tests.conftest import ACCOUNT, PROJECTS, make_emulator, tap_config
 from tests.pipeline_support import (
-    TARGET_POSTGRES,
-    VenvUnavailableError,
+    postgres_target_config,
     postgres_url,
     run_pipeline,
-    target_venv,
-    unavailable,
     untyped_turns_catalog,
 )
 from tests.tap_runner import TAP_COMMAND, bookmark, discover
 
 pytestmark = [pytest.mark.postgres, pytest.mark.pipeline]
 
+# tests/conftest.py provides these fixtures; kept here for test_pii_safe_pipeline.py's imports.
+admin_url = conftest.admin_url
+target_postgres = conftest.target_postgres
+database = conftest.database
+
 SCHEMA = "polyai"
-
-
-@pytest.fixture(scope="module")
-def admin_url() -> str:
-    """The server's URL, once it answers (checked before the target venv is built)."""
-    url = postgres_url()
-    try:
-        psycopg.connect(url, connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        unavailable(f"no PostgreSQL at {url}: {exc}")
-    return url
-
-
-@pytest.fixture(scope="module")
-def target_postgres(admin_url: str) -> Path:
-    try:
-        venv = target_venv("target-postgres", TARGET_POSTGRES)
-    except VenvUnavailableError as exc:
-        unavailable(f"cannot build the target-postgres venv: {exc}")
-    return venv / "bin" / "target-postgres"
 
 
 @pytest.fixture(scope="module")
 def dbt_postgres(admin_url: str) -> Path:
     """The dbt-postgres venv (transform/ runs on what the pipeline loaded)."""
     return dbt_support.dbt_venv("postgres")
-
-
-@pytest.fixture
-def database(admin_url: str) -> t.Iterator[str]:
-    """A fresh database with a random name, dropped afterwards."""
-    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    name = f"tap_polyai_test_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield name
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _catalog(config: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -95,12 +63,7 @@ def test_pipeline_into_postgres(
     target_postgres: Path, dbt_postgres: Path, database: str, tmp_path: Path
 ) -> None:
     url = postgres_url(database)
-    target_config = {
-        "sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://", 1),
-        "default_target_schema": SCHEMA,
-        "load_method": "upsert",
-        "add_record_metadata": True,  # required while ACTIVATE_VERSION is on
-    }
+    target_config = postgres_target_config(database, SCHEMA)
     with make_emulator() as emulator, psycopg.connect(url, autocommit=True) as db:
         config = tap_config(emulator)
         catalog = _catalog(config)

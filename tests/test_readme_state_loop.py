@@ -24,11 +24,6 @@ from tests.tap_runner import bookmark
 
 pytestmark = _postgres.pytestmark  # the same needs: PostgreSQL and the target's venv
 
-# The PostgreSQL pipeline test's fixtures: the server, the target's venv, a fresh database.
-admin_url = _postgres.admin_url
-target_postgres = _postgres.target_postgres
-database = _postgres.database
-
 MARKER = "<!-- tests/test_readme_state_loop.py runs this block as printed -->"
 
 

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import subprocess
 import typing as t
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -23,12 +22,10 @@ from tap_polyai.emulator import Clock, Emulator, StoredConversation, generate_co
 from tests.conftest import ACCOUNT, DATA_START, KEYS, NOW, tap_config
 from tests.pipeline_support import (
     TARGET_DUCKDB,
-    TARGET_POSTGRES,
-    VenvUnavailableError,
+    postgres_target_config,
     postgres_url,
+    require_venv,
     run_pipeline,
-    target_venv,
-    unavailable,
     untyped_turns_catalog,
 )
 from tests.tap_runner import TAP_COMMAND, assert_records_match_announced_schemas, discover, run_tap
@@ -128,36 +125,20 @@ def _load_twice(
 
 @pytest.mark.postgres
 @pytest.mark.pipeline
-def test_postgres_marks_stale_turn_rows_deleted(tmp_path: Path) -> None:
-    admin_url = postgres_url()
-    try:
-        psycopg.connect(admin_url, connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        unavailable(f"no PostgreSQL at {admin_url}: {exc}")
-    try:
-        target = target_venv("target-postgres", TARGET_POSTGRES) / "bin" / "target-postgres"
-    except VenvUnavailableError as exc:
-        unavailable(f"cannot build the target-postgres venv: {exc}")
-    name = f"tap_polyai_stale_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = postgres_url(name)
-            target_config = {
-                "sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://", 1),
-                "default_target_schema": SCHEMA,
-                "load_method": "upsert",
-                "add_record_metadata": True,
-                "hard_delete": True,  # applies to ACTIVATE_VERSION only: rows are marked
-            }
-            truth, hidden = _load_twice(target, target_config, tmp_path)
-            with psycopg.connect(url) as db:
-                rows = db.execute(
-                    f"select conversation_id, turn_index, user_input, _sdc_deleted_at "
-                    f"from {SCHEMA}.conversation_turns"
-                ).fetchall()
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def test_postgres_marks_stale_turn_rows_deleted(
+    target_postgres: Path, database: str, tmp_path: Path
+) -> None:
+    target_config = postgres_target_config(
+        database,
+        SCHEMA,
+        hard_delete=True,  # applies to ACTIVATE_VERSION only: rows are marked
+    )
+    truth, hidden = _load_twice(target_postgres, target_config, tmp_path)
+    with psycopg.connect(postgres_url(database)) as db:
+        rows = db.execute(
+            f"select conversation_id, turn_index, user_input, _sdc_deleted_at "
+            f"from {SCHEMA}.conversation_turns"
+        ).fetchall()
     live_rows = {(r[0], r[1]) for r in rows if r[3] is None}
     deleted = {(r[0], r[1]) for r in rows if r[3] is not None}
     assert live_rows == {(cid, i) for cid, c in truth.items() for i in range(len(c["turns"]))}
@@ -183,10 +164,7 @@ print(json.dumps(con.execute(
 
 @pytest.mark.pipeline
 def test_duckdb_hard_delete_removes_stale_turn_rows(tmp_path: Path) -> None:
-    try:
-        venv = target_venv("target-duckdb", TARGET_DUCKDB)
-    except VenvUnavailableError as exc:
-        unavailable(f"cannot build the target-duckdb venv: {exc}")
+    venv = require_venv("target-duckdb", TARGET_DUCKDB)
     path = tmp_path / "stale.duckdb"
     target_config = {"filepath": str(path), "default_target_schema": SCHEMA, "hard_delete": True}
     truth, hidden = _load_twice(venv / "bin" / "target-duckdb", target_config, tmp_path)
