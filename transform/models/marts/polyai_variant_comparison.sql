@@ -16,16 +16,7 @@ per_conversation as (
     max(variant_name) as variant_name,
     min(started_on) as first_day,
     max(started_on) as last_day,
-    count(*) as conversations,
-    {{ polyai_count_if('is_finished') }} as finished,
-    {{ polyai_count_if('is_contained') }} as contained,
-    {{ polyai_count_if('is_handoff') }} as handoffs,
-    {{ polyai_percentile('case when is_finished then total_duration_seconds end', 0.5) }} as median_duration_seconds,
-    {{ polyai_percentile('case when is_finished then total_duration_seconds end', 0.9) }} as p90_duration_seconds,
-    avg(case when is_finished then cast(num_turns as {{ polyai_type_double() }}) end) as avg_turns,
-    sum(case when is_finished then num_turns end) as finished_turns,
-    sum(case when is_finished then num_silences end) as silence_turns,
-    sum(case when is_finished then num_ood end) as ood_turns
+    {{ polyai_conversation_aggregates() }}
   from conversations
   group by {{ grain | join(', ') }}
 ),
@@ -35,10 +26,7 @@ per_turn as (
     c.account_id,
     c.project_id,
     c.variant_id,
-    count(*) as turns_with_latency,
-    {{ polyai_percentile('t.latency_seconds', 0.5) }} as p50_latency_seconds,
-    {{ polyai_percentile('t.latency_seconds', 0.9) }} as p90_latency_seconds,
-    {{ polyai_percentile('t.latency_seconds', 0.95) }} as p95_latency_seconds
+    {{ polyai_latency_aggregates('t.latency_seconds') }}
   from {{ ref('stg_polyai__turns') }} as t
   inner join conversations as c on c.conversation_id = t.conversation_id
   where t.latency_seconds is not null
@@ -53,21 +41,7 @@ metrics as (
     c.variant_name,
     c.first_day,
     c.last_day,
-    c.conversations,
-    c.finished,
-    c.contained,
-    c.handoffs,
-    {{ polyai_ratio('c.contained', 'c.finished') }} as containment_rate,
-    {{ polyai_ratio('c.handoffs', 'c.finished') }} as handoff_rate,
-    c.median_duration_seconds,
-    c.p90_duration_seconds,
-    c.avg_turns,
-    {{ polyai_ratio('c.silence_turns', 'c.finished_turns') }} as silence_rate,
-    {{ polyai_ratio('c.ood_turns', 'c.finished_turns') }} as ood_rate,
-    coalesce(t.turns_with_latency, 0) as turns_with_latency,
-    t.p50_latency_seconds,
-    t.p90_latency_seconds,
-    t.p95_latency_seconds,
+    {{ polyai_metric_columns('c', 't') }},
     row_number() over (
       partition by c.account_id, c.project_id
       order by c.conversations desc, c.variant_id
