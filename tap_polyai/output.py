@@ -80,13 +80,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         """RECORD messages around records that are already JSON (one object each, on one
         line): the same message as `write_records`, without decoding or re-encoding them.
         Called once per conversation: kept lean (no context manager, prefix cached)."""
-        prefix = self._prefixes.get(stream)
-        if prefix is None:
-            prefix = encoder.encode({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
-            self._prefixes[stream] = prefix
-        tail: dict[str, t.Any] = {} if version is None else {"version": version}
-        tail["time_extracted"] = extracted
-        suffix = b"," + encoder.encode(tail)[1:] + b"\n"
+        prefix, suffix = self._record_affixes(stream, version, extracted)
         self._busy = True
         try:
             buffer = self._buffer
@@ -116,14 +110,8 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         fields (an item encodes to a JSON object, e.g. a msgspec struct). Each item is encoded
         once, straight into the buffer: its opening brace becomes the comma after the index
         (the per-turn cost of `conversation_turns` on spliced conversations)."""
-        prefix = self._prefixes.get(stream)
-        if prefix is None:
-            prefix = encoder.encode({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
-            self._prefixes[stream] = prefix
+        prefix, suffix = self._record_affixes(stream, version, extracted)
         start = prefix + encoder.encode({**head, index_field: 0})[:-2]  # ...,"index": (no 0})
-        tail: dict[str, t.Any] = {} if version is None else {"version": version}
-        tail["time_extracted"] = extracted
-        suffix = b"," + encoder.encode(tail)[1:] + b"\n"
         encode_into = encoder.encode_into
         self._busy = True
         try:
@@ -145,6 +133,18 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         finally:
             self._busy = False
         self._run_deferred()
+
+    def _record_affixes(
+        self, stream: str, version: int | None, extracted: t.Any
+    ) -> tuple[bytes, bytes]:
+        """The bytes of a RECORD message before its record (cached per stream) and after it."""
+        prefix = self._prefixes.get(stream)
+        if prefix is None:
+            prefix = encoder.encode({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
+            self._prefixes[stream] = prefix
+        tail: dict[str, t.Any] = {} if version is None else {"version": version}
+        tail["time_extracted"] = extracted
+        return prefix, b"," + encoder.encode(tail)[1:] + b"\n"
 
     def _append(self, messages: t.Iterable[dict[str, t.Any]], *, flush: bool) -> None:
         """Encode into the buffer; write it out when asked or when it is large."""
