@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_polyai.emulator import Clock, Emulator, generate_conversations
+from tap_polyai.emulator import Clock, Emulator, apply_drift, generate_conversations
 from tests.pipeline_support import fresh_database, require_postgres, target_postgres_executable
 
 # The emulated "now": in the past, so that `end_date` can always be set to it (the tap caps
@@ -50,6 +50,29 @@ def make_emulator(**kwargs: t.Any) -> Emulator:
             ),
         )
     return emulator
+
+
+def drift_emulator(*, count: int) -> Emulator:
+    """Both projects' conversations with every drift the emulator applies (issue #10),
+    fractional counts included."""
+    emulator = Emulator(clock=Clock(NOW), api_keys={(ACCOUNT, p): KEYS[p] for p in PROJECTS})
+    for seed, project in enumerate(PROJECTS):
+        convs = generate_conversations(
+            ACCOUNT, project, count=count, start=DATA_START, end=NOW, seed=seed, in_progress=2
+        )
+        apply_drift(convs, fractional_counts=True)
+        emulator.add_conversations(ACCOUNT, project, convs)
+    return emulator
+
+
+def live_conversations(emulator: Emulator) -> dict[str, dict[str, t.Any]]:
+    """What the API shows now in the tap's default client_env (live), by id."""
+    return {
+        rec["id"]: rec
+        for p in PROJECTS
+        for rec in emulator.visible(ACCOUNT, p)
+        if rec.get("environment") == "live"
+    }
 
 
 @pytest.fixture

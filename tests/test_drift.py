@@ -12,13 +12,13 @@ import re
 import typing as t
 
 import pytest
-from conftest import ACCOUNT, DATA_START, KEYS, NOW, PROJECTS, tap_config
+from conftest import ACCOUNT, PROJECTS, drift_emulator, tap_config
 from singer_sdk.helpers._typing import conform_record_data_types
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_runner import assert_records_match_announced_schemas, run_tap
 
 from tap_polyai.drift import InvalidConversationError
-from tap_polyai.emulator import Clock, Emulator, apply_drift, generate_conversations
+from tap_polyai.emulator import Emulator
 from tap_polyai.emulator.drift import NEW_FIELD, NEW_TURN_FIELD
 from tap_polyai.records import RecordConformer
 
@@ -26,20 +26,9 @@ COUNTS = ("num_turns", "num_silences", "num_ood")
 TURN_BOOLEANS = ("is_ood", "is_silence", "barge_in")
 
 
-def drift_emulator() -> Emulator:
-    emulator = Emulator(clock=Clock(NOW), api_keys={(ACCOUNT, p): KEYS[p] for p in PROJECTS})
-    for seed, project in enumerate(PROJECTS):
-        convs = generate_conversations(
-            ACCOUNT, project, count=120, start=DATA_START, end=NOW, seed=seed, in_progress=2
-        )
-        apply_drift(convs, fractional_counts=True)
-        emulator.add_conversations(ACCOUNT, project, convs)
-    return emulator
-
-
 @pytest.fixture
 def drifting() -> t.Iterator[Emulator]:
-    with drift_emulator() as emulator:
+    with drift_emulator(count=120) as emulator:
         yield emulator
 
 

@@ -31,7 +31,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import ACCOUNT, DATA_START, KEYS, NOW, PROJECTS, iso, make_emulator
+from conftest import (
+    ACCOUNT,
+    DATA_START,
+    KEYS,
+    NOW,
+    PROJECTS,
+    iso,
+    live_conversations,
+    make_emulator,
+)
 
 from tap_polyai.emulator import Emulator
 from tap_polyai.shards import Shard, plan_shards
@@ -94,15 +103,6 @@ def _environment(
         # The target confirms STATE every ~1 s instead of every 5 minutes (_drain_often).
         "POLYAI_TEST_TARGET_DRAIN_MINUTES": "0.02",
         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'orchestration' / 'dagster'}",
-    }
-
-
-def _live_ids(emulator: Emulator) -> set[str]:
-    return {
-        c["id"]
-        for p in PROJECTS
-        for c in emulator.visible(ACCOUNT, p)
-        if c["environment"] == "live"
     }
 
 
@@ -246,7 +246,7 @@ def test_dagster_shards_in_parallel_load_everything_exactly_once(
         summary = json.loads(summary_file.read_text())
         assert summary["success"], (summary, log_tail)
         requests = list(emulator.requests)
-        truth = _live_ids(emulator)
+        truth = set(live_conversations(emulator))
 
     # Real concurrency and real faults.
     assert killer.checkpoint is not None, "the victim shard finished before it could be killed"

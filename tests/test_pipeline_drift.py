@@ -18,9 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tap_polyai.emulator import Clock, Emulator, apply_drift, generate_conversations
 from tap_polyai.emulator.drift import NEW_FIELD, NEW_TURN_FIELD
-from tests.conftest import ACCOUNT, DATA_START, KEYS, NOW, PROJECTS, tap_config
+from tests.conftest import drift_emulator, live_conversations, tap_config
 from tests.pipeline_support import (
     TARGET_DUCKDB,
     postgres_target_config,
@@ -34,26 +33,6 @@ from tests.tap_runner import TAP_COMMAND, discover
 pytestmark = [pytest.mark.pipeline]
 
 SCHEMA = "polyai"
-
-
-def drift_emulator(*, fractional_counts: bool) -> Emulator:
-    emulator = Emulator(clock=Clock(NOW), api_keys={(ACCOUNT, p): KEYS[p] for p in PROJECTS})
-    for seed, project in enumerate(PROJECTS):
-        convs = generate_conversations(
-            ACCOUNT, project, count=150, start=DATA_START, end=NOW, seed=seed, in_progress=2
-        )
-        apply_drift(convs, fractional_counts=fractional_counts)
-        emulator.add_conversations(ACCOUNT, project, convs)
-    return emulator
-
-
-def live(emulator: Emulator) -> dict[str, dict[str, t.Any]]:
-    return {
-        c["id"]: c
-        for p in PROJECTS
-        for c in emulator.visible(ACCOUNT, p)
-        if c["environment"] == "live"
-    }
 
 
 def as_bool(value: t.Any) -> bool | None:
@@ -100,7 +79,7 @@ def test_drift_lands_in_postgres(target_postgres: Path, database: str, tmp_path:
     target = target_postgres
     url = postgres_url(database)
     target_config = postgres_target_config(database, SCHEMA)
-    with drift_emulator(fractional_counts=True) as emulator, psycopg.connect(url) as db:
+    with drift_emulator(count=150) as emulator, psycopg.connect(url) as db:
         config = tap_config(emulator)
         run_pipeline(
             TAP_COMMAND,
@@ -110,7 +89,7 @@ def test_drift_lands_in_postgres(target_postgres: Path, database: str, tmp_path:
             tmp_path / "run",
             catalog=untyped_turns_catalog(discover(config)),
         )
-        truth = live(emulator)
+        truth = live_conversations(emulator)
         types = dict(
             db.execute(
                 "select column_name, data_type from information_schema.columns "
@@ -165,7 +144,7 @@ def test_drift_lands_in_duckdb(tmp_path: Path) -> None:
     venv = require_venv("target-duckdb", TARGET_DUCKDB)
     path = tmp_path / "drift.duckdb"
     target_config = {"filepath": str(path), "default_target_schema": SCHEMA}
-    with drift_emulator(fractional_counts=True) as emulator:
+    with drift_emulator(count=150) as emulator:
         config = tap_config(emulator)
         run_pipeline(
             TAP_COMMAND,
@@ -175,7 +154,7 @@ def test_drift_lands_in_duckdb(tmp_path: Path) -> None:
             tmp_path / "run",
             catalog=untyped_turns_catalog(discover(config)),
         )
-        truth = live(emulator)
+        truth = live_conversations(emulator)
     dump = subprocess.run(
         [str(venv / "bin" / "python"), "-c", _DUMP.format(turn_field=NEW_TURN_FIELD), str(path)],
         capture_output=True,

@@ -14,9 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tap_polyai.emulator import Emulator
 from tests import conftest, dbt_support
-from tests.conftest import ACCOUNT, PROJECTS, make_emulator, tap_config
+from tests.conftest import PROJECTS, live_conversations, make_emulator, tap_config
 from tests.pipeline_support import (
     postgres_target_config,
     postgres_url,
@@ -45,16 +44,6 @@ def _catalog(config: dict[str, t.Any]) -> dict[str, t.Any]:
     return untyped_turns_catalog(discover(config))
 
 
-def _live(emulator: Emulator) -> dict[str, dict[str, t.Any]]:
-    """What the API shows now in the tap's default client_env (live), by id."""
-    return {
-        rec["id"]: rec
-        for p in PROJECTS
-        for rec in emulator.visible(ACCOUNT, p)
-        if rec.get("environment") == "live"
-    }
-
-
 def _iso(value: dt.datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
@@ -74,7 +63,7 @@ def test_pipeline_into_postgres(
         )
         assert state1 is not None, "target-postgres emitted no STATE"
         served1 = emulator.stats()
-        visible1 = _live(emulator)
+        visible1 = live_conversations(emulator)
 
         def count(sql: str, *params: object) -> int:
             row = db.execute(sql, params).fetchone()
@@ -132,7 +121,7 @@ def test_pipeline_into_postgres(
         )
         assert state2 is not None
         served2 = emulator.stats()
-        visible2 = _live(emulator)
+        visible2 = live_conversations(emulator)
 
         # Incremental: only a small range around the bookmark is read again.
         assert 0 < served2["served_records"] <= len(visible1) // 4, (served1, served2)

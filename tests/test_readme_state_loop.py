@@ -16,9 +16,8 @@ from pathlib import Path
 
 import psycopg
 
-from tap_polyai.emulator import Emulator
 from tests import test_pipeline_postgres as _postgres
-from tests.conftest import ACCOUNT, PROJECTS, make_emulator, tap_config
+from tests.conftest import PROJECTS, live_conversations, make_emulator, tap_config
 from tests.pipeline_support import ROOT, postgres_url
 from tests.tap_runner import bookmark
 
@@ -33,15 +32,6 @@ def readme_block(marker: str) -> str:
     after = text[text.index(marker) + len(marker) :].lstrip("\n")
     assert after.startswith("```bash\n"), "the marker must sit right above a ```bash block"
     return after[len("```bash\n") : after.index("\n```")] + "\n"
-
-
-def _live_ids(emulator: Emulator) -> set[str]:
-    return {
-        c["id"]
-        for p in PROJECTS
-        for c in emulator.visible(ACCOUNT, p)
-        if c["environment"] == "live"
-    }
 
 
 def test_the_readme_state_loop_keeps_and_advances_the_state(
@@ -111,4 +101,4 @@ def test_the_readme_state_loop_keeps_and_advances_the_state(
             "the second run read from the bookmark, not from start_date"
         )
         rows = db.execute("select count(*), count(distinct id) from polyai.conversations")
-        assert rows.fetchone() == (len(_live_ids(emulator)),) * 2
+        assert rows.fetchone() == (len(live_conversations(emulator)),) * 2
