@@ -21,15 +21,15 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_polyai.emulator import Emulator
 from tap_polyai.tap import TapPolyAI
-from tests import test_pipeline_postgres as _postgres
 from tests.conftest import ACCOUNT, PROJECTS, make_emulator, tap_config
-from tests.pipeline_support import ROOT, postgres_url, run_pipeline, untyped_turns_catalog
+from tests.pipeline_support import (
+    ROOT,
+    postgres_target_config,
+    postgres_url,
+    run_pipeline,
+    untyped_turns_catalog,
+)
 from tests.tap_runner import TAP_COMMAND, discover
-
-# The PostgreSQL pipeline test's fixtures: the server, the target's venv, a fresh database.
-admin_url = _postgres.admin_url
-target_postgres = _postgres.target_postgres
-database = _postgres.database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.pipeline]
 
@@ -146,12 +146,7 @@ def test_switching_to_the_pii_safe_job_leaves_no_phone_number_or_transcript(
     url = postgres_url(database)
 
     def target(schema: str) -> dict[str, t.Any]:
-        return {
-            "sqlalchemy_url": url.replace("postgresql://", "postgresql+psycopg://", 1),
-            "default_target_schema": schema,
-            "load_method": "upsert",
-            "add_record_metadata": True,
-        }
+        return postgres_target_config(database, schema)
 
     with make_emulator() as emulator, psycopg.connect(url, autocommit=True) as db:
         raw_config = tap_config(emulator)

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests import conftest, dbt_support
+from tests import dbt_support
 from tests.conftest import PROJECTS, live_conversations, make_emulator, tap_config
 from tests.pipeline_support import (
     postgres_target_config,
@@ -25,11 +25,6 @@ from tests.pipeline_support import (
 from tests.tap_runner import TAP_COMMAND, bookmark, discover
 
 pytestmark = [pytest.mark.postgres, pytest.mark.pipeline]
-
-# tests/conftest.py provides these fixtures; kept here for test_pii_safe_pipeline.py's imports.
-admin_url = conftest.admin_url
-target_postgres = conftest.target_postgres
-database = conftest.database
 
 SCHEMA = "polyai"
 
