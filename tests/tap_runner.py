@@ -10,6 +10,8 @@ import contextlib
 import copy
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import typing as t
@@ -104,6 +106,31 @@ def run_cli(
         command += ["--state", str(state_file)]
     proc = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
     return TapRun(parse_messages(proc.stdout), proc.stderr.decode(), proc.returncode)
+
+
+def run_cli_until_killed(
+    config: dict[str, t.Any], tmp_path: Path, *, states: int
+) -> list[dict[str, t.Any]]:
+    """Run the CLI and SIGKILL it once it has written `states` STATE messages: what a crashed
+    run left on its stdout, parsed."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [*TAP_COMMAND, "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    lines: list[bytes] = []
+    seen = 0
+    for line in proc.stdout:
+        lines.append(line)
+        seen += b'"type":"STATE"' in line.replace(b" ", b"")
+        if seen == states:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return parse_messages(b"".join(lines))
 
 
 def bookmark(state: dict[str, t.Any], project_id: str) -> str | None:

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
-import os
-import signal
-import subprocess
 import typing as t
 
 import pytest
 from conftest import ACCOUNT, KEYS, NOW, PROJECTS, iso, make_emulator, tap_config
-from tap_runner import TAP_COMMAND, bookmark, parse_messages, run_tap
+from tap_runner import bookmark, run_cli_until_killed, run_tap
 from test_sync import by_id, truth
 
 from tap_polyai.emulator import Clock, Emulator, generate_conversations
@@ -119,24 +115,7 @@ def test_429_halves_the_pool_and_successes_grow_it_back(
 def test_a_sync_killed_during_read_ahead_resumes_and_loses_nothing(tmp_path: t.Any) -> None:
     with make_emulator(latency_ms=10) as emulator:
         config = tap_config(emulator, page_size=10, window_hours=2, max_buffer_mb=1)
-        config_file = tmp_path / "config.json"
-        config_file.write_text(json.dumps(config))
-        proc = subprocess.Popen(
-            [*TAP_COMMAND, "--config", str(config_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert proc.stdout is not None
-        lines: list[bytes] = []
-        states = 0
-        for line in proc.stdout:
-            lines.append(line)
-            states += b'"type":"STATE"' in line.replace(b" ", b"")
-            if states == 6:
-                break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        killed = parse_messages(b"".join(lines))
+        killed = run_cli_until_killed(config, tmp_path, states=6)
         checkpoint = next(m["value"] for m in reversed(killed) if m["type"] == "STATE")
         assert bookmark(checkpoint, ALPHA) is not None
         first_run = [

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import signal
-import subprocess
 import typing as t
 
 from conftest import ACCOUNT, NOW, PROJECTS, iso, make_emulator, tap_config
-from tap_runner import TAP_COMMAND, bookmark, parse_messages, run_tap
+from tap_runner import bookmark, run_cli_until_killed, run_tap
 
 from tap_polyai.client import PolyAIClient
 from tap_polyai.emulator import Emulator, generate_conversations, parse_ts
@@ -142,24 +139,7 @@ def test_second_run_catches_new_late_and_finished_without_rereading_history(
 def test_a_sync_killed_with_sigkill_resumes_at_its_last_checkpoint(tmp_path: t.Any) -> None:
     with make_emulator(latency_ms=15) as emulator:
         config = tap_config(emulator, max_concurrency=1)
-        config_file = tmp_path / "config.json"
-        config_file.write_text(__import__("json").dumps(config))
-        proc = subprocess.Popen(
-            [*TAP_COMMAND, "--config", str(config_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert proc.stdout is not None
-        lines: list[bytes] = []
-        states = 0
-        for line in proc.stdout:
-            lines.append(line)
-            states += b'"type":"STATE"' in line.replace(b" ", b"")
-            if states == 4:
-                break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        killed = parse_messages(b"".join(lines))
+        killed = run_cli_until_killed(config, tmp_path, states=4)
         checkpoint = next(m["value"] for m in reversed(killed) if m["type"] == "STATE")
         resumed_at = bookmark(checkpoint, "PROJECT-alpha")
         assert resumed_at is not None
