@@ -1,0 +1,61 @@
+"""meltano.yml declares every tap setting with the tap's own default.
+
+Meltano passes a setting's declared `value` to the tap, so a stale value there silently
+overrides the tap's default for every Meltano user (it once kept `max_concurrency` at 2 after
+the tap's default became 8), and a setting missing there cannot be set through Meltano's
+environment variables.
+"""
+
+from __future__ import annotations
+
+import math
+import typing as t
+
+import pytest
+import yaml
+
+from tap_polyai.settings import CONFIG_SCHEMA
+from tests.pipeline_support import ROOT
+
+KIND_OF_TYPE = {
+    "integer": {"integer"},
+    "number": {"decimal", "integer"},
+    "boolean": {"boolean"},
+    "array": {"array"},
+    "object": {"object"},
+}
+
+
+def _extractor_settings() -> dict[str, dict[str, t.Any]]:
+    meltano = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    (tap,) = [e for e in meltano["plugins"]["extractors"] if e["name"] == "tap-polyai"]
+    return {s["name"]: s for s in tap["settings"]}
+
+
+DECLARED = _extractor_settings()
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_SCHEMA["properties"]))
+def test_meltano_declares_the_setting_as_the_tap_does(name: str) -> None:
+    prop = CONFIG_SCHEMA["properties"][name]
+    assert name in DECLARED, f"meltano.yml does not declare the tap setting {name!r}"
+    declared = DECLARED[name]
+    default = prop.get("default")
+    if "value" in declared or default is not None:
+        value = declared.get("value")
+        assert value is not None and default is not None, (name, value, default)
+        if isinstance(default, float) or isinstance(value, float):
+            assert math.isclose(float(value), float(default)), (name, value, default)
+        else:
+            assert value == default, (name, value, default)
+    if "enum" in prop:
+        assert declared["kind"] == "options"
+        assert [o["value"] for o in declared["options"]] == prop["enum"]
+    types = {t_ for t_ in (prop.get("type") or []) if t_ != "null"}
+    if isinstance(prop.get("type"), str):
+        types = {prop["type"]}
+    for type_ in types:
+        if type_ in KIND_OF_TYPE:
+            assert declared["kind"] in KIND_OF_TYPE[type_], (name, declared["kind"], type_)
+    if prop.get("secret"):
+        assert declared.get("kind") == "password" or declared.get("sensitive"), name
