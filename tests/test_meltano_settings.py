@@ -43,7 +43,8 @@ def test_meltano_declares_the_setting_as_the_tap_does(name: str) -> None:
     default = prop.get("default")
     if "value" in declared or default is not None:
         value = declared.get("value")
-        assert value is not None and default is not None, (name, value, default)
+        assert value is not None, (name, default)
+        assert default is not None, (name, value)
         if isinstance(default, float) or isinstance(value, float):
             assert math.isclose(float(value), float(default)), (name, value, default)
         else:
