@@ -63,11 +63,20 @@ def _conversation(**fields: t.Any) -> dict[str, t.Any]:
 
 
 def _sync(
-    conversations: list[dict[str, t.Any]], *, catalog: dict | None = None, **options: t.Any
+    conversations: list[dict[str, t.Any]],
+    *,
+    catalog: dict | None = None,
+    emulator_options: dict[str, t.Any] | None = None,
+    **settings: t.Any,
 ) -> tuple[t.Any, dict[str, t.Any]]:
-    """Serve `conversations` (emulator options such as pretty/chunked) and sync them."""
+    """Serve `conversations` (`emulator_options` such as pretty/chunked) and sync them with
+    the tap's `settings`."""
     started = NOW - dt.timedelta(hours=3)
-    emulator = Emulator(api_keys={(ACCOUNT, "PROJECT-dec"): "key-dec"}, clock=Clock(NOW), **options)
+    emulator = Emulator(
+        api_keys={(ACCOUNT, "PROJECT-dec"): "key-dec"},
+        clock=Clock(NOW),
+        **(emulator_options or {}),
+    )
     emulator.add_conversations(
         ACCOUNT,
         "PROJECT-dec",
@@ -78,6 +87,7 @@ def _sync(
             emulator,
             projects=[{"account_id": ACCOUNT, "project_id": "PROJECT-dec"}],
             api_key="key-dec",
+            **settings,
         )
         return run_tap(config, catalog=catalog), config
 
@@ -115,7 +125,7 @@ def test_bytes_as_received_become_exact_records(options: dict[str, t.Any]) -> No
         _conversation(turns=None, metrics=None, state=None),
         _conversation(turns=[{}]),
     ]
-    run, _ = _sync(conversations, **options)
+    run, _ = _sync(conversations, emulator_options=options)
     records = by_id(run.records(), "PROJECT-dec")
     assert records == {c["id"]: _expected(c) for c in conversations}
     rows = {(r["conversation_id"], r["turn_index"]): r for r in run.records("conversation_turns")}
@@ -225,7 +235,7 @@ def test_the_sdk_path_still_runs_with_maps_flattening_and_deselected_properties(
     assert record == {k: v for k, v in _expected(blank).items() if k != "metrics"}
     assert deselected.records("conversation_turns") == run.records("conversation_turns")
 
-    mapped, _ = _sync_with_config(
+    mapped, _ = _sync(
         [blank], stream_maps={"conversations": {"state": "__NULL__", "turns_count": "num_turns"}}
     )
     (record,) = mapped.records()
@@ -233,31 +243,11 @@ def test_the_sdk_path_still_runs_with_maps_flattening_and_deselected_properties(
     assert record["turns_count"] == blank["num_turns"]
     assert record["turns"][0]["user_input_datetime"] is None
 
-    flat, _ = _sync_with_config([blank], flattening_enabled=True, flattening_max_depth=1)
+    flat, _ = _sync([blank], flattening_enabled=True, flattening_max_depth=1)
     (record,) = flat.records()  # one level flattened; deeper values become JSON text
     assert record["state__score"] == blank["state"]["score"]
     assert json.loads(record["state__booking"]) == blank["state"]["booking"]
     assert json.loads(record["turns"]) == _expected(blank)["turns"]
-
-
-def _sync_with_config(
-    conversations: list[dict[str, t.Any]], **settings_: t.Any
-) -> tuple[t.Any, dict[str, t.Any]]:
-    started = NOW - dt.timedelta(hours=3)
-    emulator = Emulator(api_keys={(ACCOUNT, "PROJECT-dec"): "key-dec"}, clock=Clock(NOW))
-    emulator.add_conversations(
-        ACCOUNT,
-        "PROJECT-dec",
-        [StoredConversation(dict(c), started, started, started) for c in conversations],
-    )
-    with emulator:
-        config = tap_config(
-            emulator,
-            projects=[{"account_id": ACCOUNT, "project_id": "PROJECT-dec"}],
-            api_key="key-dec",
-            **settings_,
-        )
-        return run_tap(config), config
 
 
 def test_turn_rows_take_the_sdk_path_while_conversations_are_spliced() -> None:
@@ -296,7 +286,7 @@ def test_batch_messages_carry_whole_records(tmp_path: t.Any) -> None:
         "encoding": {"format": "jsonl", "compression": "gzip"},
         "storage": {"root": f"file://{tmp_path}"},
     }
-    run, _ = _sync_with_config([blank, _conversation()], batch_config=batch_config)
+    run, _ = _sync([blank, _conversation()], batch_config=batch_config)
     (batch,) = run.of_type("BATCH", "conversations")
     records = []
     for url in batch["manifest"]:
