@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_polyai.emulator import Emulator
-from tests.conftest import ACCOUNT, PROJECTS, make_emulator, tap_config
+from tests.conftest import PROJECTS, live_conversations, make_emulator, tap_config
 from tests.dbt_support import (
     MODELS,
     build_summary,
@@ -78,15 +77,6 @@ def _query(python: Path, database: Path, sql: str, mode: str = "read") -> list[d
     return t.cast(list[dict[str, t.Any]], json.loads(done.stdout))
 
 
-def _live(emulator: Emulator) -> list[dict[str, t.Any]]:
-    return [
-        rec
-        for p in PROJECTS
-        for rec in emulator.visible(ACCOUNT, p)
-        if rec.get("environment") == "live"
-    ]
-
-
 @pytest.fixture(scope="module")
 def venvs() -> tuple[Path, Path]:
     try:
@@ -110,7 +100,7 @@ def test_dbt_build_on_duckdb(venvs: tuple[Path, Path], tmp_path: Path) -> None:
             tmp_path / "load",
             catalog=untyped_turns_catalog(discover(config)),
         )
-        truth = _live(emulator)
+        truth = list(live_conversations(emulator).values())
 
     env = {
         "DBT_TARGET": "duckdb",

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tap_polyai.emulator import Emulator
 from tests import dbt_support
-from tests.conftest import ACCOUNT, PROJECTS, make_emulator
+from tests.conftest import live_conversations, make_emulator
 
 pytestmark = [pytest.mark.pipeline]
 
@@ -120,19 +119,10 @@ def _versions(truth: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     return out
 
 
-def _live(emulator: Emulator) -> list[dict[str, t.Any]]:
-    return [
-        rec
-        for p in PROJECTS
-        for rec in emulator.visible(ACCOUNT, p)
-        if rec.get("environment") == "live"
-    ]
-
-
 def test_dbt_build_with_snowflake_adapter_on_fakesnow(tmp_path: Path) -> None:
     venv = dbt_support.dbt_venv("snowflake")
     with make_emulator() as emulator:
-        truth = _live(emulator)
+        truth = list(live_conversations(emulator).values())
     records = tmp_path / "records.json"
     records.write_text(json.dumps(_versions(truth)))
     env = {
