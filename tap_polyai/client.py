@@ -23,7 +23,6 @@ import typing as t
 
 import requests
 
-from tap_polyai import __version__
 from tap_polyai.decoding import ConversationPayload
 from tap_polyai.errors import (
     PolyAIError,
@@ -34,6 +33,7 @@ from tap_polyai.errors import (
 from tap_polyai.pages import BrokenBodyError, NextPage, PageReader
 from tap_polyai.pool import AdaptivePool
 from tap_polyai.settings import Project, Settings
+from tap_polyai.transport import KeyedSession, KeyGuardRefused
 from tap_polyai.windows import Window
 
 MAX_BACKOFF_SECONDS = 60.0
@@ -90,12 +90,12 @@ class PolyAIClient:
         self.gate = RateGate()
         self.pool = AdaptivePool(settings.max_concurrency, logger)
 
-    def _session(self) -> requests.Session:
-        # requests.Session is not safe to share between threads: one per worker thread.
+    def _session(self) -> KeyedSession:
+        # requests.Session is not safe to share between threads: one per worker thread. It
+        # only talks to the configured origin and follows no redirect (transport.py).
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            session.headers["User-Agent"] = f"tap-polyai/{__version__}"
+            session = KeyedSession(self._settings.base_url)
             self._local.session = session
         return session
 
@@ -189,6 +189,8 @@ class PolyAIClient:
                         handed_out.add(conversation_id)
                         yield conversation
                     return reader
+            except KeyGuardRefused as exc:
+                raise PolyAIError(f"Project {project.label}: {exc}") from None
             except (RetriableError, *_TRANSIENT) as exc:
                 attempt += 1
                 reason = _reason(exc, project)

@@ -78,7 +78,10 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
 
 
 def classify_response(response: requests.Response, project: Project) -> None:
-    """Return on success; raise RetriableError or PolyAIError otherwise."""
+    """Return on success; raise RetriableError or PolyAIError otherwise.
+
+    A 3xx never gets here: `transport.KeyedSession` refuses redirects itself.
+    """
     status = response.status_code
     if status < 400:
         return

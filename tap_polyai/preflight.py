@@ -26,6 +26,7 @@ from tap_polyai.errors import (
     describe_transport_error,
 )
 from tap_polyai.settings import Project, Settings
+from tap_polyai.transport import KeyedSession, KeyGuardRefused
 from tap_polyai.windows import Window
 
 MAX_ATTEMPTS = 3  # at most; fewer when 'max_retries' is lower
@@ -38,7 +39,7 @@ def check_projects(settings: Settings, logger: logging.Logger, now: dt.datetime)
     end = min(settings.end_date or now, now)
     window = Window(settings.start_date, max(end, settings.start_date))
     failed = 0
-    with requests.Session() as session:
+    with KeyedSession(settings.base_url) as session:
         for project in settings.projects:
             try:
                 found = _probe(session, client, one, project, window)
@@ -64,7 +65,7 @@ def check_projects(settings: Settings, logger: logging.Logger, now: dt.datetime)
 
 
 def _probe(
-    session: requests.Session,
+    session: KeyedSession,
     client: PolyAIClient,
     settings: Settings,
     project: Project,
@@ -87,6 +88,8 @@ def _probe(
                 msg = f"Project {project.label}: the answer from {settings.base_url} is not JSON"
                 raise PolyAIError(msg) from None
             return bool(conversations)
+        except KeyGuardRefused as exc:
+            raise PolyAIError(f"Project {project.label}: {exc}") from None
         except (RetriableError, requests.RequestException) as exc:
             reason = str(exc) if isinstance(exc, RetriableError) else describe_transport_error(exc)
             if attempt == attempts:

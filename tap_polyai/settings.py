@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import ipaddress
 import logging
 import re
 import typing as t
@@ -70,6 +71,16 @@ CONFIG_SCHEMA = th.PropertiesList(
             "Base URL override; wins over `region` (proxies, the bundled emulator). "
             "`http(s)://host[:port][/prefix]`; a trailing version segment such as `/v3` is "
             "dropped (the tap adds `api_version` itself)."
+        ),
+    ),
+    th.Property(
+        "allow_insecure_http",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Allow an `http://` `api_url` to a host that is not loopback (the key then travels "
+            "in clear text; a warning says so). Plain http to 127.0.0.1/localhost is always "
+            "allowed (the emulator). See docs/security.md."
         ),
     ),
     th.Property(
@@ -340,6 +351,17 @@ def _unknown_settings(config: t.Mapping[str, t.Any], notices: list[tuple[int, st
         notices.append((logging.WARNING, f"Unknown setting '{key}' is ignored{hint}"))
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or `localhost`: http to these never leaves the machine."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 _VERSION_SEGMENT = re.compile(r"v\d+")
 
 
@@ -386,6 +408,22 @@ def _base_url(
         return ""
     parts = urlsplit(text)
     segments = [s for s in parts.path.split("/") if s]
+    host = parts.hostname or ""
+    if parts.scheme.lower() == "http" and not is_loopback(host):
+        if config.get("allow_insecure_http") is not True:
+            errors.append(
+                f"Setting 'api_url' uses plain http to {host}, which is not a loopback host: the "
+                "API key would travel in clear text. Use https, or set 'allow_insecure_http' to "
+                "true if the network path is trusted."
+            )
+            return ""
+        notices.append(
+            (
+                logging.WARNING,
+                f"Setting 'allow_insecure_http' is true: the API key goes to {host} over plain "
+                "http, readable by anyone on the network path.",
+            )
+        )
     version = segments.pop() if segments and _VERSION_SEGMENT.fullmatch(segments[-1]) else None
     base = f"{parts.scheme.lower()}://{parts.netloc}" + "".join(f"/{s}" for s in segments)
     if version is not None:

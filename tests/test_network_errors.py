@@ -36,7 +36,9 @@ def test_connection_refused_names_host_and_cause(emulator: Emulator) -> None:
 
 
 def test_dns_failure_names_host_and_cause(emulator: Emulator) -> None:
-    message = failure(tap_config(emulator, api_url="http://nonexistent.invalid", **FAST))
+    message = failure(
+        tap_config(emulator, api_url="http://nonexistent.invalid", allow_insecure_http=True, **FAST)
+    )
     assert "DNS lookup of nonexistent.invalid failed" in message
 
 

@@ -63,7 +63,11 @@ def test_preflight_fails_clearly_and_still_checks_the_others(
 
 def test_preflight_names_an_unreachable_host(emulator: Emulator, tmp_path: Path) -> None:
     config = tap_config(
-        emulator, api_url="http://nonexistent.invalid", max_retries=0, retry_base_seconds=0.01
+        emulator,
+        api_url="http://nonexistent.invalid",
+        allow_insecure_http=True,
+        max_retries=0,
+        retry_base_seconds=0.01,
     )
     run = run_cli(config, tmp_path, "--test")
     assert run.returncode == 1
