@@ -19,20 +19,24 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
+from tap_polyai.redaction import redact, shorten
 from tap_polyai.settings import Project
 
 MAX_RETRY_AFTER_SECONDS = 900.0
 
 
 class PolyAIError(Exception):
-    """A failure the sync cannot recover from; its message is safe to log."""
+    """A failure the sync cannot recover from; its message is safe to log (redacted here)."""
+
+    def __init__(self, message: str = "", *args: t.Any) -> None:
+        super().__init__(redact(str(message)), *args)
 
 
 class RetriableError(Exception):
     """A failure worth another attempt; `retry_after` is PolyAI's requested wait, if any."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.retry_after = retry_after
 
 
@@ -50,12 +54,13 @@ def describe_envelope(response: requests.Response) -> str:
     error_id = body.get("error_id") or response.headers.get("X-PolyAI-Correlation-Id")
     parts = []
     if body.get("error_code"):
-        parts.append(f"error_code={body['error_code']}")
+        parts.append(f"error_code={shorten(body['error_code'], 80)}")
     message = body.get("error_message") or body.get("error")
     if message:
-        parts.append(f"error_message={str(message)[:300]!r}")
+        # The server's words, not ours: redacted and shortened (it may echo the request).
+        parts.append(f"error_message={shorten(message)!r}")
     if error_id:
-        parts.append(f"error_id={error_id}")
+        parts.append(f"error_id={shorten(error_id, 80)}")
     return ", ".join(parts) if parts else "no PolyAI error envelope in the response"
 
 

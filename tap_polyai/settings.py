@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_polyai.redaction import REDACTOR
+
 REGIONS = ("us-1", "uk-1", "euw-1")
 API_VERSIONS = ("v3", "v2")
 CLIENT_ENVS = ("live", "sandbox", "pre-release")
@@ -233,6 +235,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
 ).to_dict()
+
+
+def _secret_names(schema: t.Mapping[str, t.Any]) -> t.Iterator[str]:
+    for name, prop in (schema.get("properties") or {}).items():
+        if prop.get("secret") or prop.get("writeOnly"):
+            yield name
+        for nested in (prop, prop.get("items") or {}):
+            if isinstance(nested, t.Mapping) and nested.get("properties"):
+                yield from _secret_names(nested)
+
+
+# Every setting the schema marks secret, at any depth (`api_key`, `projects[].api_key`).
+SECRET_SETTINGS = frozenset(_secret_names(CONFIG_SCHEMA))
 
 
 @dataclass(frozen=True)
@@ -525,6 +540,7 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
     """Validate the raw config; raise ConfigValidationError naming every bad setting."""
     errors: list[str] = []
     notices: list[tuple[int, str]] = []
+    REDACTOR.add_config(config, SECRET_SETTINGS)  # before any message could show one
     projects = _projects(config, errors)
     start_date = _date_setting(config, "start_date", errors, notices)
     if start_date is None and "start_date" not in "".join(errors):

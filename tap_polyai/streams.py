@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import typing as t
 
 from singer_sdk import Stream
@@ -56,6 +57,13 @@ class _PolyAIStream(Stream):
     """
 
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
+        """The SDK's "An unhandled error occurred" goes to DEBUG: the command line reports the
+        error itself, once (tap.TapCommand)."""
+        if level >= logging.ERROR and message.startswith("An unhandled error occurred"):
+            level = logging.DEBUG
+        super().log(message, *args, level=level, **kwargs)
 
     @functools.cached_property
     def _direct_writer(self) -> BufferedMsgSpecWriter | None:

@@ -11,15 +11,72 @@ import typing as t
 from types import FrameType
 
 import click
+import jsonschema
 from singer_sdk import Stream, Tap
-from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.plugin_base import JSONSchemaValidator, SingerCommand, _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_polyai import redaction
+from tap_polyai.drift import InvalidConversationError
+from tap_polyai.errors import PolyAIError
 from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.preflight import check_projects
-from tap_polyai.settings import CONFIG_SCHEMA, Settings, load_settings
+from tap_polyai.settings import CONFIG_SCHEMA, SECRET_SETTINGS, Settings, load_settings
 from tap_polyai.state import InvalidStateError, check_state
 from tap_polyai.streams import ConversationsStream, ConversationTurnsStream
+
+# Errors whose message says all an operator needs: one ERROR line, no traceback (but at DEBUG).
+NAMED_ERRORS = (PolyAIError, InvalidStateError, InvalidConversationError, ConfigValidationError)
+
+
+class TapCommand(SingerCommand):
+    """The SDK's command line, with every failure reported as one redacted ERROR line.
+
+    A named error (`NAMED_ERRORS`) is its message; anything else is an unexpected error named by
+    its type. Both exit 1; the traceback is logged only at DEBUG (`LOGLEVEL=DEBUG`).
+    """
+
+    def main(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        redaction.install()
+        try:
+            return super().main(*args, **kwargs)
+        except NAMED_ERRORS as exc:
+            self.logger.error("%s", _one_line(exc))
+            self.logger.debug("Traceback of the error above", exc_info=exc)
+        except Exception as exc:
+            self.logger.error(
+                "Unexpected error (%s): %s. LOGLEVEL=DEBUG shows the traceback.",
+                type(exc).__name__,
+                redaction.shorten(str(exc), 300),
+            )
+            self.logger.debug("Traceback of the error above", exc_info=exc)
+        sys.exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ConfigValidationError) and exc.errors:
+        return f"{exc}: " + " ".join(exc.errors)
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _describe_schema_error(error: jsonschema.ValidationError) -> str:
+    """Which setting breaks which rule: from the schema, never the value (it may be a secret)."""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path).lstrip(".")
+    rule = error.validator_value
+    words = {
+        "type": f"must be of type {rule}",
+        "minimum": f"must be at least {rule}",
+        "maximum": f"must be at most {rule}",
+        "exclusiveMinimum": f"must be more than {rule}",
+        "exclusiveMaximum": f"must be less than {rule}",
+        "enum": f"must be one of {', '.join(map(str, rule))}" if isinstance(rule, list) else "",
+        "format": f"must be a valid {rule}",
+    }
+    if error.validator == "required":
+        return f"Setting '{path or 'config'}': {error.message}."
+    what = words.get(str(error.validator)) or f"breaks the schema rule '{error.validator}'"
+    return f"Setting '{path or 'config'}' {what} (the value is not shown)."
 
 
 class TapPolyAI(Tap):
@@ -32,11 +89,62 @@ class TapPolyAI(Tap):
     message_writer_class = BufferedMsgSpecWriter
 
     def __init__(self, *args: t.Any, validate_config: bool = True, **kwargs: t.Any) -> None:
+        redaction.install()
         # Frozen once: the default `end_date` and the in-progress hold are relative to it.
         self.sync_started_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         super().__init__(*args, validate_config=validate_config, **kwargs)
         if validate_config:
             _ = self.settings  # bad settings fail here, before any request
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """As the SDK, but secrets are registered for redaction first, and the errors name the
+        setting and the rule, never the value (the SDK's messages print it)."""
+        redaction.REDACTOR.add_config(self._config, SECRET_SETTINGS)
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        validator = JSONSchemaValidator(schema)  # the SDK's: it also fills in defaults
+        errors = [_describe_schema_error(e) for e in validator.iter_errors(self._config)]
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors, schema=schema)
+        if errors:
+            self.logger.warning("Config validation failed")
+        return errors
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        command = super().get_singer_command()
+        tap_command = TapCommand(
+            name=command.name,
+            callback=command.callback,
+            context_settings=command.context_settings,
+            params=command.params,
+            logger=cls.logger,
+        )
+        return tap_command
+
+    @classmethod
+    def cb_config(
+        cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]
+    ) -> _ConfigInput:
+        """Config files: one that is not UTF-8 JSON is a named error, not a traceback."""
+        redaction.install()
+        for path in value:
+            if path == "ENV":
+                continue
+            try:
+                with open(path, encoding="utf-8") as file:
+                    file.read()
+            except UnicodeDecodeError:
+                msg = f"Config file {path} is not UTF-8 text: save it as UTF-8 JSON."
+                raise PolyAIError(msg) from None
+            except OSError as exc:
+                msg = f"Config file {path} cannot be read ({exc.strerror})."
+                raise PolyAIError(msg) from None
+        try:
+            return super().cb_config(ctx, param, value)
+        except ValueError as exc:  # JSONDecodeError: says where, never shows the text
+            msg = f"A config file is not valid JSON ({type(exc).__name__})."
+            raise PolyAIError(msg) from None
 
     @functools.cached_property
     def settings(self) -> Settings:
@@ -53,15 +161,6 @@ class TapPolyAI(Tap):
             for notice in check_state(state, self.settings, self.sync_started_at):
                 self.logger.info("%s", notice)
         super().load_state(state)
-
-    @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        """A refused state is the user's to fix: one clear error line and exit 1, no traceback."""
-        try:
-            super().invoke(*args, **kwargs)
-        except InvalidStateError as exc:
-            cls.logger.error("%s", exc)
-            sys.exit(1)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: the final STATE, once the message being written is complete."""

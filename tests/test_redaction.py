@@ -1,0 +1,120 @@
+"""Nothing secret or personal in any output, whatever the server says or whoever logs it; a
+named error is one ERROR line, its traceback only at DEBUG."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from hostile_server import ACCOUNT, SECRET, Answer, HostileServer, Seen, hostile_config
+from tap_runner import TAP_COMMAND, run_cli
+
+from tap_polyai import redaction
+
+OTHER_KEY = "sk-live-other-project-key-4d3c2b"
+PHONE = "+447700900123"
+TRANSCRIPT = "my card number is the one I told the agent yesterday " * 20
+
+
+def two_projects(base_url: str) -> dict[str, object]:
+    config = hostile_config(base_url)
+    del config["account_id"], config["project_id"]
+    config["projects"] = [
+        {"account_id": ACCOUNT, "project_id": "PROJECT-a"},
+        {"account_id": ACCOUNT, "project_id": "PROJECT-b", "api_key": OTHER_KEY},
+    ]
+    return config
+
+
+def echo(status: int) -> object:
+    def respond(seen: Seen) -> Answer:
+        said = f"refused {seen.headers.get('x-api-key')} and {OTHER_KEY} for {PHONE}: {TRANSCRIPT}"
+        body = {"error_code": "BAD_REQUEST", "error_id": "eid-7f3a", "error_message": said}
+        return status, {}, body
+
+    return respond
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "| ERROR" in line]
+
+
+@pytest.mark.parametrize("status", [400, 401, 422])
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_a_server_echoing_keys_phone_numbers_and_text_leaks_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int, level: str
+) -> None:
+    monkeypatch.setenv("LOGLEVEL", level)
+    with HostileServer(echo(status)) as api:  # type: ignore[arg-type]
+        run = run_cli(two_projects(api.base_url), tmp_path)
+    assert run.returncode == 1
+    for secret in (SECRET, OTHER_KEY, PHONE, TRANSCRIPT[:300]):
+        assert secret not in run.stderr
+    (line,) = error_lines(run.stderr)
+    assert f"HTTP {status}" in line
+    assert "error_code=BAD_REQUEST" in line
+    assert "error_id=eid-7f3a" in line
+    assert len(line) < 700, "server text is shortened"
+    assert ("Traceback" in run.stderr) == (level == "DEBUG")
+
+
+def test_preflight_leaks_nothing_either(tmp_path: Path) -> None:
+    with HostileServer(echo(403)) as api:  # type: ignore[arg-type]
+        run = run_cli(two_projects(api.base_url), tmp_path, "--test")
+    assert run.returncode == 1
+    assert "Pre-flight FAILED" in run.stderr
+    for secret in (SECRET, OTHER_KEY, PHONE, TRANSCRIPT[:300]):
+        assert secret not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "setting"),
+    [
+        ({"api_key": 48151623421}, "'api_key'"),
+        ({"projects": [{"account_id": "ws-a", "project_id": "P", "api_key": [SECRET]}]}, "api_key"),
+        ({"max_retries": SECRET}, "'max_retries'"),
+    ],
+)
+def test_config_errors_name_the_setting_never_the_value(
+    tmp_path: Path, override: dict[str, object], setting: str
+) -> None:
+    config = {**hostile_config("http://127.0.0.1:9"), **override}
+    run = run_cli(config, tmp_path)
+    assert run.returncode == 1
+    assert setting in run.stderr
+    assert "48151623421" not in run.stderr
+    assert SECRET not in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_config_file_that_is_not_utf8_is_one_named_error(tmp_path: Path) -> None:
+    import subprocess
+
+    config = tmp_path / "config.json"
+    config.write_bytes(b'{"api_key": "caf\xe9"}')
+    proc = subprocess.run(
+        [*TAP_COMMAND, "--config", str(config)], capture_output=True, timeout=60, check=False
+    )
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 1
+    (line,) = error_lines(stderr)
+    assert "not UTF-8" in line
+    assert str(config) in line
+    assert "Traceback" not in stderr
+
+
+def test_every_logger_is_redacted_whoever_logs(caplog: pytest.LogCaptureFixture) -> None:
+    redaction.install()
+    redaction.REDACTOR.add_config({"projects": [{"api_key": OTHER_KEY}]}, {"api_key"})
+    caplog.set_level(logging.DEBUG)
+    for name in ("urllib3.connectionpool", "singer_sdk.tap_base", ""):
+        logging.getLogger(name).debug("sent %s to %s", OTHER_KEY, PHONE)
+    try:
+        raise ValueError(f"boom {OTHER_KEY}")
+    except ValueError:
+        logging.getLogger("root").exception("failed")
+    text = caplog.text
+    assert text.count(redaction.REDACTED) >= 4
+    assert OTHER_KEY not in text
+    assert PHONE not in text
