@@ -27,6 +27,7 @@ from tap_polyai.decoding import ConversationPayload
 from tap_polyai.errors import (
     PolyAIError,
     RetriableError,
+    RetriesExhaustedError,
     classify_response,
     describe_transport_error,
 )
@@ -199,7 +200,7 @@ class PolyAIClient:
                         f"Project {project.label}: giving up after {attempt} attempts "
                         f"(setting 'max_retries' = {self._settings.max_retries}); last: {reason}"
                     )
-                    raise PolyAIError(msg) from None
+                    raise RetriesExhaustedError(msg) from None
                 retry_after = getattr(exc, "retry_after", None)
                 if retry_after is not None:
                     self.gate.pause(retry_after)

@@ -32,6 +32,16 @@ class PolyAIError(Exception):
         super().__init__(redact(str(message)), *args)
 
 
+class RequestRefusedError(PolyAIError):
+    """PolyAI refused the request (a 4xx other than 429): the settings must change
+    (key, region, project IDs, filters); retrying the same request cannot help."""
+
+
+class RetriesExhaustedError(PolyAIError):
+    """Retriable failures (429, 5xx, network) outlasted 'max_retries': the service or the
+    network, not the settings; a later run may well succeed."""
+
+
 class RetriableError(Exception):
     """A failure worth another attempt; `retry_after` is PolyAI's requested wait, if any."""
 
@@ -105,19 +115,19 @@ def classify_response(response: requests.Response, project: Project) -> None:
             if status == 401
             else "the API key is not allowed to read this project"
         )
-        raise PolyAIError(
+        raise RequestRefusedError(
             f"{where}: {hint}. v3 keys are scoped to one project and one region: check that "
             "'api_key' (or this entry's 'api_key' in 'projects') belongs to this project, and "
             f"that 'region' (or 'api_url') points at the region the project lives in. "
             f"{describe_envelope(response)}"
         )
     if status == 404:
-        raise PolyAIError(
+        raise RequestRefusedError(
             f"{where}: account '{project.account_id}' / project '{project.project_id}' not "
             f"found on this host. Check 'account_id' (Workspace ID), 'project_id' (Agent ID) "
             f"and 'region'/'api_url'. {describe_envelope(response)}"
         )
-    raise PolyAIError(f"{where}: request refused. {describe_envelope(response)}")
+    raise RequestRefusedError(f"{where}: request refused. {describe_envelope(response)}")
 
 
 def _causes(exc: BaseException) -> t.Iterator[BaseException]:

@@ -22,6 +22,7 @@ from tap_polyai.client import PolyAIClient
 from tap_polyai.errors import (
     PolyAIError,
     RetriableError,
+    RetriesExhaustedError,
     classify_response,
     describe_transport_error,
 )
@@ -93,7 +94,7 @@ def _probe(
         except (RetriableError, requests.RequestException) as exc:
             reason = str(exc) if isinstance(exc, RetriableError) else describe_transport_error(exc)
             if attempt == attempts:
-                raise PolyAIError(
+                raise RetriesExhaustedError(
                     f"Project {project.label}: {reason} (after {attempt} attempt(s))"
                 ) from None
             time.sleep(settings.retry_base_seconds * 2 ** (attempt - 1))
