@@ -14,7 +14,7 @@ from conftest import ACCOUNT, KEYS, NOW, PROJECTS, iso, live_conversations, tap_
 from tap_runner import run_tap
 
 from tap_polyai.emulator import Emulator, generate_conversations
-from tap_polyai.settings import load_settings
+from tap_polyai.settings import CONFIG_SCHEMA, SDK_BUILTIN_SETTINGS, load_settings
 from tap_polyai.state import InvalidStateError, check_state
 from tap_polyai.tap import TapPolyAI
 
@@ -45,7 +45,9 @@ def test_spec_is_the_tap_settings_with_secrets_marked(tmp_path: Path) -> None:
     assert run.returncode == 0
     (message,) = run.messages
     connection = message["spec"]["connectionSpecification"]
-    assert list(connection["properties"]) == list(TapPolyAI.config_jsonschema["properties"])
+    own = [p for p in CONFIG_SCHEMA["properties"] if p not in SDK_BUILTIN_SETTINGS]
+    assert list(connection["properties"]) == own
+    assert "api_url" in own
     assert connection["required"] == ["start_date"]
     assert connection["properties"]["api_key"]["airbyte_secret"] is True
     project = connection["properties"]["projects"]["items"]["properties"]

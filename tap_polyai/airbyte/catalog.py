@@ -11,6 +11,7 @@ import copy
 import typing as t
 
 from tap_polyai.airbyte.state import FULL_REFRESH
+from tap_polyai.settings import SDK_BUILTIN_SETTINGS
 
 if t.TYPE_CHECKING:
     from singer_sdk import Stream, Tap
@@ -36,9 +37,14 @@ def _mark_secrets(schema: t.Any) -> t.Any:
 
 
 def spec(config_schema: dict[str, t.Any]) -> dict[str, t.Any]:
-    """The SPEC message: the tap's own settings schema (without the SDK's built-in ones)."""
+    """The SPEC message: the tap's own settings schema, without the SDK's built-ins (stream
+    maps, flattening, batch), which the SDK adds to the same dict once a tap is built."""
+    own = copy.deepcopy(config_schema)
+    own["properties"] = {
+        name: value for name, value in own["properties"].items() if name not in SDK_BUILTIN_SETTINGS
+    }
     connection = {
-        **_mark_secrets(copy.deepcopy(config_schema)),
+        **_mark_secrets(own),
         "$schema": "http://json-schema.org/draft-07/schema#",  # what the platform validates with
         "title": "PolyAI Conversations",
     }
