@@ -2,14 +2,17 @@
 
     python benchmarks/run.py [--scenario NAME] [--quick] [--rounds N]
 
-Scenarios: cpu, latency, memory, dense, sparse, projects, startup.
+Scenarios: busy, cpu, long, incremental, sparse, projects, startup (the rows of issue #20).
 
-Per scenario: start the emulator in its own process, check once (untimed, also a warm-up)
+Per scenario: start the benchmark API server (`api_server.py`: conversations rendered once,
+any window costs the same) in its own process, check once (untimed, also a warm-up)
 that the loop and the tap deliver the same conversations, then run the contenders
 alternately for several rounds. Every contender is a child process writing to /dev/null;
 wall time is measured around it and peak RSS comes from `os.wait4` (ru_maxrss of that child
 alone). Medians are reported, with the ratio tap / docs loop, and the requests each
-contender sent (counted by the emulator during the untimed check). Targets are in RESULTS.md.
+contender sent (counted by the server during the untimed check): the loop reads each page
+of data once, so tap requests / loop requests is the tap's requests per page of data.
+Targets are in RESULTS.md.
 Settings the tap is not given are its defaults; `tuned` rows, where present, add settings.
 """
 
@@ -37,6 +40,7 @@ BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 ACCOUNT, PROJECT, KEY = "ws-bench", "PROJECT-bench", "bench-key"
+DEFAULT_PAGE_SIZE = 250  # the tap's default `page_size`, given to the loop when the tap has none
 
 
 @dataclass
@@ -45,120 +49,118 @@ class Scenario:
     what: str
     conversations: int
     days: float
-    page_size: int
+    page_size: int | None  # None: the tap's default (the loop is given the same)
     turns: str = "4,14"
     latency_ms: int = 0
     chunked: bool = False
     window_hours: int | None = None  # None: the tap's default
     max_concurrency: int | None = None
-    rounds: int = 3
+    rounds: int = 3  # medians of 3 unless said otherwise
     target: str = ""
     target_ratio: float = 1.0
     metric: str = "wall"  # which ratio the target is about: wall or rss
     wall_target_ratio: float | None = None  # a second target, on wall, when metric is rss
+    rss_target_ratio: float | None = None  # a second target, on peak RSS, when metric is wall
     turns_target_ratio: float | None = None  # tap_turns wall / tap wall (issue #5: CPU path)
     contenders: tuple[str, ...] = ("loop", "orjson", "tap")
     projects: int = 1  # several projects: the loop reads them one after another
-    range_days: float | None = None  # the synced range, when longer than the data's `days`
+    range_days: float | None = None  # the range read, when it is not the data's `days`
+    bookmark_days: float | None = None  # the tap starts from a bookmark this long before END
     tuned: dict[str, t.Any] = field(default_factory=dict)  # extra settings of `tap_tuned`
     request_target: int | None = None  # tap requests <= pages of data + this
 
 
 SCENARIOS = {
-    "cpu": Scenario(
-        "cpu",
-        "CPU path: no latency, ~5 KB / ~9-turn conversations, page_size 1000",
-        conversations=17_500,
-        days=15,
-        page_size=1000,
-        rounds=5,
-        target="tap wall <= 0.8x loop (aim 0.6x)",
-        target_ratio=0.8,
-        turns_target_ratio=1.30,
-        # the same sync with conversation_turns selected too (issue: turns add <= 30 %)
-        contenders=("loop", "orjson", "tap", "tap_turns"),
-    ),
-    "latency": Scenario(
-        "latency",
-        "Latency-bound: 250 ms per request, page_size 100, 24 h windows",
-        conversations=4_000,
-        days=48,
-        page_size=100,
-        latency_ms=250,
-        max_concurrency=8,
-        rounds=3,
-        target="tap wall <= 0.35x loop",
-        target_ratio=0.35,
-        contenders=("loop", "tap"),  # orjson cannot help a latency-bound loop
-    ),
-    "memory": Scenario(
-        "memory",
-        "Memory: 300-turn transcripts (~150 KB each), page_size 1000 (~150 MB per page), chunked",
-        conversations=2_000,
-        days=2,
-        page_size=1000,
-        turns="300,300",
-        chunked=True,
-        rounds=3,
-        target="tap peak RSS <= 0.15x loop",
-        target_ratio=0.15,
-        metric="rss",
-        wall_target_ratio=1.0,
-        contenders=("loop", "orjson", "tap", "tap_turns"),
-    ),
-}
-SCENARIOS.update(
-    {
-        "dense": Scenario(
-            "dense",
-            "Dense: 250 ms per request, ~1,000 conversations a day, page_size 100 "
-            "(a one-day window is ~9 pages), default settings",
-            conversations=14_000,
-            days=14,
+    s.name: s
+    for s in (
+        Scenario(
+            "busy",
+            "Busy API: 250 ms per request, page_size 100, 4 days x ~900 visible conversations",
+            conversations=4_200,
+            days=4,
             page_size=100,
             latency_ms=250,
-            rounds=3,
-            target="tap wall <= 0.35x loop (default settings)",
-            target_ratio=0.35,
-            contenders=("loop", "tap", "tap_turns", "tap_tuned"),
-            tuned={"max_concurrency": 16},
+            target="tap wall <= 0.25x loop (goal 0.15x)",
+            target_ratio=0.25,
+            contenders=("loop", "tap"),  # orjson cannot help a latency-bound loop
         ),
-        "sparse": Scenario(
+        Scenario(
+            "cpu",
+            "CPU path: no latency, ~5 KB / ~9-turn conversations, page_size 1000, "
+            "`conversations` only",
+            conversations=18_800,
+            days=15,
+            page_size=1000,
+            target="tap wall <= 0.6x loop (goal 0.45x), peak RSS <= 1.3x",
+            target_ratio=0.6,
+            rss_target_ratio=1.3,
+            turns_target_ratio=1.30,
+            # the same sync with conversation_turns selected too (issue #5: turns add <= 30 %)
+            contenders=("loop", "orjson", "tap", "tap_turns"),
+        ),
+        Scenario(
+            "long",
+            "Long transcripts: 300 turns (~150 KB each), page_size 1000 (~150 MB per page), "
+            "chunked",
+            conversations=2_000,
+            days=2,
+            page_size=1000,
+            turns="300,300",
+            chunked=True,
+            target="tap peak RSS <= 0.15x loop, wall <= 1.0x",
+            target_ratio=0.15,
+            metric="rss",
+            wall_target_ratio=1.0,
+            contenders=("loop", "orjson", "tap", "tap_turns"),
+        ),
+        Scenario(
+            "incremental",
+            "Small incremental run: a bookmark 2.2 h before the end (+ 1 h lookback): ~16 "
+            "new conversations, no latency, default page_size",
+            conversations=2_000,
+            days=14,
+            page_size=None,
+            range_days=3.2 / 24,  # bookmark - lookback_minutes (60) .. end
+            bookmark_days=2.2 / 24,
+            target="tap wall <= 2x loop",
+            target_ratio=2.0,
+            contenders=("loop", "tap"),
+            rounds=5,
+        ),
+        Scenario(
             "sparse",
             "Sparse: start_date three years back, data only in the last 20 days, 250 ms per "
-            "request, page_size 100, default settings",
+            "request, page_size 100",
             conversations=1_000,
             days=20,
             range_days=3 * 365,
             page_size=100,
             latency_ms=250,
-            rounds=3,
             target="tap requests <= pages of data + 150",
             target_ratio=float("inf"),
-            contenders=("loop", "tap", "tap_turns"),
+            contenders=("loop", "tap"),
             request_target=150,
         ),
-        "projects": Scenario(
+        Scenario(
             "projects",
-            "Several projects: 3 projects, ~1,000 conversations a day each over 4 days, 250 ms "
-            "per request, page_size 100, default settings (the loop reads them in turn)",
+            "Several projects: 3 projects, ~850 visible conversations a day each over 4 days, "
+            "250 ms per request, page_size 100 (the loop reads them in turn)",
             conversations=4_000,
             days=4,
             projects=3,
             page_size=100,
             latency_ms=250,
-            rounds=3,
-            target="tap wall <= 0.35x loop (default settings)",
-            target_ratio=0.35,
-            contenders=("loop", "tap", "tap_turns"),
+            target="tap wall <= 0.25x loop",
+            target_ratio=0.25,
+            contenders=("loop", "tap"),
         ),
-    }
-)
+    )
+}
 QUICK = {
-    "cpu": {"conversations": 6_000, "days": 6, "rounds": 3},
-    "latency": {"conversations": 2_400, "days": 30, "rounds": 1},
-    "memory": {"conversations": 1_000, "days": 1, "rounds": 1},
-    "dense": {"conversations": 5_000, "days": 5, "rounds": 1},
+    "busy": {"rounds": 1},
+    "cpu": {"conversations": 6_000, "days": 6, "rounds": 1},
+    "long": {"conversations": 1_000, "days": 1, "rounds": 1},
+    "incremental": {"rounds": 3},
     "sparse": {"rounds": 1},
     "projects": {"conversations": 2_000, "days": 2, "rounds": 1},
 }
@@ -175,19 +177,20 @@ def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class EmulatorProcess:
+class ServerProcess:
+    """`api_server.py` in its own process: conversations rendered once, any window the same cost."""
+
     def __init__(self, s: Scenario, workdir: Path) -> None:
         port_file = workdir / f"{s.name}.port"
         command = [
-            str(BIN / "polyai-emulator"),
-            "--port", "0",
+            PYTHON,
+            str(HERE / "api_server.py"),
             "--port-file", str(port_file),
             "--projects", ",".join(f"{ACCOUNT}/{p}" for p in project_ids(s)),
             "--conversations", str(s.conversations),
             "--days", str(s.days),
             "--end", iso(END),
             "--seed", "7",
-            "--in-progress", "0",
             "--turns", s.turns,
             "--latency-ms", str(s.latency_ms),
             "--api-key", KEY,
@@ -198,17 +201,16 @@ class EmulatorProcess:
         deadline = time.monotonic() + 300
         while not port_file.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the emulator did not start")
+                raise SystemExit("the benchmark server did not start")
             time.sleep(0.1)
         self.url = f"http://127.0.0.1:{int(port_file.read_text())}"
 
     def requests(self) -> int:
-        """API requests served since the last reset (the emulator's own count)."""
-        stats = requests.get(f"{self.url}/_emulator/stats", timeout=30).json()
-        return int(stats["requests"])
+        """API requests served since the last reset."""
+        return int(requests.get(f"{self.url}/_bench/stats", timeout=30).json()["requests"])
 
     def reset_stats(self) -> None:
-        requests.delete(f"{self.url}/_emulator/requests", timeout=30).raise_for_status()
+        requests.delete(f"{self.url}/_bench/requests", timeout=30).raise_for_status()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -225,10 +227,11 @@ def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
         "api_url": url,
         "api_key": KEY,
         "projects": [{"account_id": ACCOUNT, "project_id": p} for p in project_ids(s)],
-        "start_date": iso(start),
+        "start_date": iso(start if s.bookmark_days is None else END - timedelta(days=s.days)),
         "end_date": iso(END),
-        "page_size": s.page_size,
     }
+    if s.page_size is not None:
+        config["page_size"] = s.page_size
     if s.window_hours is not None:
         config["window_hours"] = s.window_hours
     if s.max_concurrency is not None:
@@ -239,6 +242,12 @@ def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
     tuned_file.write_text(json.dumps({**config, **s.tuned}))
     catalog_file = workdir / f"{s.name}.catalog.json"
     catalog_file.write_text(json.dumps(conversations_only_catalog(config_file)))
+    state_args: list[str] = []
+    if s.bookmark_days is not None:
+        state_file = workdir / f"{s.name}.state.json"
+        bookmark = END - timedelta(days=s.bookmark_days)
+        state_file.write_text(json.dumps(bookmark_state(config, bookmark)))
+        state_args = ["--state", str(state_file)]
     loop = [
         PYTHON,
         str(HERE / "docs_loop.py"),
@@ -248,7 +257,7 @@ def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
         KEY,
         iso(start),
         iso(END),
-        str(s.page_size),
+        str(s.page_size or DEFAULT_PAGE_SIZE),
     ]
     return {
         "loop": loop,
@@ -259,6 +268,7 @@ def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
             str(config_file),
             "--catalog",
             str(catalog_file),
+            *state_args,
         ],
         "tap_tuned": [
             str(BIN / "tap-polyai"),
@@ -266,10 +276,29 @@ def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
             str(tuned_file),
             "--catalog",
             str(catalog_file),
+            *state_args,
         ],
         # default catalog: conversations and conversation_turns
-        "tap_turns": [str(BIN / "tap-polyai"), "--config", str(config_file)],
+        "tap_turns": [str(BIN / "tap-polyai"), "--config", str(config_file), *state_args],
     }
+
+
+def bookmark_state(config: dict[str, t.Any], bookmark: datetime) -> dict[str, t.Any]:
+    """A STATE as a finished run up to `bookmark` leaves it (the tap's own checkpoint marks)."""
+    from tap_polyai.settings import load_settings
+    from tap_polyai.state import checkpoint_marks
+
+    settings = load_settings(config)
+    partitions = [
+        {
+            "context": p.context,
+            "replication_key": "started_at",
+            "replication_key_value": iso(bookmark),
+            **checkpoint_marks(settings),
+        }
+        for p in settings.projects
+    ]
+    return {"bookmarks": {"conversations": {"partitions": partitions}}}
 
 
 def conversations_only_catalog(config_file: Path) -> dict:
@@ -338,17 +367,17 @@ def run_scenario(s: Scenario, workdir: Path) -> dict[str, Result]:
     )
     print(f"load average before: {load()}", flush=True)
     started = time.perf_counter()
-    emulator = EmulatorProcess(s, workdir)
-    print(f"(emulator ready in {time.perf_counter() - started:.1f} s)", flush=True)
+    server = ServerProcess(s, workdir)
+    print(f"(server ready in {time.perf_counter() - started:.1f} s)", flush=True)
     try:
-        cmds = commands(s, emulator.url, workdir)
+        cmds = commands(s, server.url, workdir)
         requests_sent: dict[str, int] = {}
-        emulator.reset_stats()
+        server.reset_stats()
         loop_ids = collect_ids(cmds["loop"], singer=False)
-        requests_sent["loop"] = emulator.requests()
-        emulator.reset_stats()
+        requests_sent["loop"] = server.requests()
+        server.reset_stats()
         tap_ids = collect_ids(cmds["tap"], singer=True)
-        requests_sent["tap"] = emulator.requests()
+        requests_sent["tap"] = server.requests()
         if len(tap_ids) != len(set(tap_ids)) or set(tap_ids) != set(loop_ids):
             raise SystemExit(
                 f"correctness check failed: loop {len(loop_ids)} ids, tap {len(tap_ids)} "
@@ -357,10 +386,12 @@ def run_scenario(s: Scenario, workdir: Path) -> dict[str, Result]:
         print(f"check: loop and tap both deliver the same {len(loop_ids)} conversations")
         for name in s.contenders:
             if name == "tap_tuned":  # tap_turns fetches exactly what tap does
-                emulator.reset_stats()
+                server.reset_stats()
                 collect_ids(cmds[name], singer=True)
-                requests_sent[name] = emulator.requests()
+                requests_sent[name] = server.requests()
         print(f"requests sent: {requests_sent}")
+        per_page = requests_sent["tap"] / max(1, requests_sent["loop"])
+        print(f"tap requests per page of data: {per_page:.2f} (target <= 1.1)")
         if s.request_target is not None:
             pages = requests_sent["loop"]  # the loop reads each page of data once
             verdict = "MET" if requests_sent["tap"] <= pages + s.request_target else "NOT MET"
@@ -380,7 +411,7 @@ def run_scenario(s: Scenario, workdir: Path) -> dict[str, Result]:
         report(s, results, len(loop_ids))
         return results
     finally:
-        emulator.stop()
+        server.stop()
 
 
 def report(s: Scenario, results: dict[str, Result], records: int) -> None:
@@ -421,6 +452,12 @@ def report(s: Scenario, results: dict[str, Result], records: int) -> None:
         print(f"\nTarget: {s.target} -> {ratio:.2f}x (CPU {cpu_ratio:.2f}x): {verdict}")
     else:
         print(f"\ntap wall / loop: {ratio:.2f}x (the target here is the request count, above)")
+    if s.rss_target_ratio is not None:
+        rss_ratio = statistics.median(tap.rss_kb) / loop_rss
+        verdict = "MET" if rss_ratio <= s.rss_target_ratio else "NOT MET"
+        print(
+            f"Target: tap peak RSS <= {s.rss_target_ratio:g}x loop -> {rss_ratio:.2f}x: {verdict}"
+        )
     if s.wall_target_ratio is not None:
         wall_ratio = statistics.median(tap.wall) / loop_wall
         verdict = "MET" if wall_ratio <= s.wall_target_ratio else "NOT MET"
@@ -443,16 +480,35 @@ def report(s: Scenario, results: dict[str, Result], records: int) -> None:
 
 
 def startup(rounds: int) -> None:
-    print("\n## startup: `tap-polyai --about`", flush=True)
-    walls = []
+    print("\n## startup: `tap-polyai --about` and `--discover`", flush=True)
+    print(f"load average before: {load()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(max(rounds, 5)):
-            wall, _, _ = measure([str(BIN / "tap-polyai"), "--about"], Path(tmp) / "about.stderr")
-            walls.append(wall)
-    median = statistics.median(walls)
-    verdict = "MET" if median < 1.0 else "NOT MET"
-    print(f"\n`tap-polyai --about`: median {median:.2f} s of {len(walls)} runs")
-    print(f"Target: under 1 s -> {verdict}")
+        config = Path(tmp) / "config.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "api_url": "http://127.0.0.1:9",
+                    "api_key": KEY,
+                    "projects": [{"account_id": ACCOUNT, "project_id": PROJECT}],
+                    "start_date": iso(END - timedelta(days=1)),
+                }
+            )
+        )
+        runs = {
+            "--about": [str(BIN / "tap-polyai"), "--about"],
+            "--discover": [str(BIN / "tap-polyai"), "--config", str(config), "--discover"],
+            "python -c pass (interpreter)": [PYTHON, "-c", "pass"],
+        }
+        for label, command in runs.items():
+            walls, cpus = [], []
+            for _ in range(max(rounds, 5)):
+                wall, _, cpu = measure(command, Path(tmp) / "startup.stderr")
+                walls.append(wall)
+                cpus.append(cpu)
+            print(
+                f"`{label}`: median {statistics.median(walls):.2f} s wall, "
+                f"{statistics.median(cpus):.2f} s CPU, of {len(walls)} runs"
+            )
 
 
 def load() -> str:
