@@ -549,6 +549,9 @@ def main() -> int:
     args = parser.parse_args()
     names = args.scenario or [*SCENARIOS, "startup"]
     print(f"# tap-polyai benchmark{' (quick)' if args.quick else ''}")
+    # An installed package has its bytecode (pip compiles it); a source checkout run with
+    # PYTHONDONTWRITEBYTECODE (as on this machine) would compile the tap on every start.
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(HERE.parent / "tap_polyai")], check=True)
     print(f"Machine: {machine()}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tap-polyai-bench-") as tmp:
