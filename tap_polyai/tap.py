@@ -79,6 +79,13 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> str:
     return f"Setting '{path or 'config'}' {what} (the value is not shown)."
 
 
+TEST_HELP = (
+    "Pre-flight check: one request per project (limit=1 over the configured range), a "
+    "'Pre-flight OK' or 'Pre-flight FAILED' line per project on stderr, nothing on stdout; "
+    "exit 0 only if every project passed. --test=schema prints the SCHEMA messages instead."
+)
+
+
 class TapPolyAI(Tap):
     """Singer tap for PolyAI conversations (Conversations API v3)."""
 
@@ -112,7 +119,11 @@ class TapPolyAI(Tap):
 
     @classmethod
     def get_singer_command(cls) -> click.Command:
+        """The SDK's command as a TapCommand, with `--test` described as what it does here."""
         command = super().get_singer_command()
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name == "test":
+                param.help = TEST_HELP  # cb_test: the pre-flight check, not the SDK's
         tap_command = TapCommand(
             name=command.name,
             callback=command.callback,
