@@ -73,8 +73,10 @@ print((now - dt.timedelta(days=int(sys.argv[2]) + 1)).strftime('%Y-%m-%dT%H:%M:%
 export TAP_POLYAI_START_DATE
 
 step "meltano install (tap-polyai, target-duckdb, dbt-duckdb)"
-bash scripts/meltano.sh --environment demo install extractor tap-polyai loader target-duckdb \
-  utility dbt-duckdb >"$LOG" 2>&1 || { tail -20 "$LOG" >&2; exit 1; }
+# Meltano 4: plugin names only (the words `extractor`, `loader`, `utility` would be taken as
+# plugin names).
+bash scripts/meltano.sh --environment demo install tap-polyai target-duckdb dbt-duckdb \
+  >"$LOG" 2>&1 || { tail -20 "$LOG" >&2; exit 1; }
 
 step "meltano --environment demo run tap-polyai target-duckdb --full-refresh  (log: $LOG)"
 rm -f "$DB" "$DB.wal"
@@ -98,6 +100,11 @@ grep -E "Done\. PASS=" "$LOG" | tail -1 | sed -E 's/.*(Done\.)/    dbt: \1/' || 
 
 step "report from the dbt models in $DB (schema analytics)"
 .meltano/loaders/target-duckdb/venv/bin/python scripts/demo_report.py "$DB" \
-  --schema polyai --models-schema analytics --expect-conversations "$EXPECTED"
+  --schema polyai --models-schema analytics --expect-conversations "$EXPECTED" \
+  --chart-data "$OUT/demo-charts.json"
+
+step "charts of the same models (Vega-Lite, JavaScript inlined: opens offline)"
+REPORT="$(.venv/bin/python scripts/demo_charts.py "$OUT/demo-charts.json" "$OUT/demo-report.html")"
+echo "    report: $REPORT"
 
 step "done in $(( $(date +%s) - START_TS ))s; the data stays in $DB (schema polyai)"

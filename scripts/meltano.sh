@@ -10,7 +10,13 @@ MELTANO_VENV="${MELTANO_VENV:-$ROOT/.venv-meltano}"
 PYTHON="${PYTHON:-python3}"
 STAMP="$MELTANO_VENV/.meltano-$MELTANO_VERSION-postgres"
 
-if [[ ! -f "$STAMP" ]]; then
+# A venv made elsewhere (a CI cache, the test suite's shared one) is used as it is when it holds
+# this Meltano version and psycopg, the postgres extra's driver.
+if [[ ! -f "$STAMP" && -x "$MELTANO_VENV/bin/meltano" ]] \
+    && "$MELTANO_VENV/bin/python" -c "import psycopg, sys; from importlib.metadata import version
+sys.exit(version('meltano') != '$MELTANO_VERSION')" 2>/dev/null; then
+  : # usable as it is
+elif [[ ! -f "$STAMP" ]]; then
   echo "==> creating $MELTANO_VENV (meltano[postgres]==$MELTANO_VERSION); one time, ~40 s" >&2
   "$PYTHON" -m venv "$MELTANO_VENV"
   "$MELTANO_VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip \
