@@ -11,7 +11,9 @@ Exit status 1 when the loaded row count differs from N (the emulator's served_id
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 import duckdb
 
@@ -86,12 +88,44 @@ def report_from_models(con: duckdb.DuckDBPyConnection, m: str) -> None:
     )
 
 
+# What scripts/demo_charts.py draws, one query per chart, read from the dbt models in `{m}`.
+CHART_QUERIES = {
+    "containment_per_day": """
+        select strftime(day, '%Y-%m-%d') as day, sum(conversations) as conversations,
+               sum(finished) as finished,
+               sum(contained) / nullif(sum(finished), 0) as containment_rate
+        from {m}.polyai_daily group by day order by day""",
+    "handoffs_by_reason": """
+        select coalesce(nullif(handoff_reason, ''), '(none given)') as reason,
+               sum(handoffs) as handoffs
+        from {m}.polyai_handoff_reasons group by 1 order by handoffs desc, reason""",
+    "latency_per_variant": """
+        select coalesce(variant_name, variant_id, '(none)') as variant, p.percentile,
+               case p.percentile when 'p50' then p50_latency_seconds
+                                 when 'p90' then p90_latency_seconds
+                                 else p95_latency_seconds end as seconds
+        from {m}.polyai_variant_comparison,
+             (values ('p50'), ('p90'), ('p95')) as p(percentile)
+        order by variant, p.percentile""",
+}
+
+
+def chart_data(con: duckdb.DuckDBPyConnection, m: str) -> dict[str, list[dict[str, object]]]:
+    """The rows each chart of the HTML report shows, as JSON-ready dicts."""
+    out = {}
+    for name, sql in CHART_QUERIES.items():
+        rel = con.sql(sql.format(m=m))
+        out[name] = [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("database")
     parser.add_argument("--schema", default="polyai")
     parser.add_argument("--models-schema", default="analytics", help="where dbt built the models")
     parser.add_argument("--expect-conversations", type=int, required=True)
+    parser.add_argument("--chart-data", type=Path, help="write the charts' rows here (JSON)")
     args = parser.parse_args()
 
     con = duckdb.connect(args.database, read_only=True)
@@ -100,6 +134,9 @@ def main() -> int:
         parser.error(f"not a plain schema name: {s!r} / {args.models_schema!r}")
     conv = f"{s}.conversations"
     report_from_models(con, args.models_schema)
+    if args.chart_data:
+        data = chart_data(con, args.models_schema)
+        args.chart_data.write_text(json.dumps(data, default=float, indent=1))
 
     loaded, distinct = con.execute(f"select count(*), count(distinct id) from {conv}").fetchone()
     print()

@@ -1,0 +1,104 @@
+"""Write the demo's HTML report: Vega-Lite charts of the dbt models, one function per chart.
+
+Reads the rows scripts/demo_report.py wrote (`--chart-data`), so this needs no duckdb, only
+altair (the dev group). The Vega JavaScript is inlined (altair's `inline=True`, through
+vl-convert-python): the file opens in a browser with no network.
+
+    .venv/bin/python scripts/demo_charts.py output/demo-charts.json output/demo-report.html
+
+To add a chart: write a function `rows -> alt.Chart`, and list it in CHARTS with the key of
+its rows in the JSON (demo_report.py's CHART_QUERIES).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import typing as t
+from pathlib import Path
+
+import altair as alt
+
+Rows = list[dict[str, t.Any]]
+WIDTH = 640
+
+
+def containment_per_day(rows: Rows) -> alt.Chart:
+    """Share of finished conversations the agent handled without a handoff, per UTC day."""
+    return (
+        alt.Chart(alt.Data(values=rows), title="Containment per day")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:T", title="day (UTC)"),
+            y=alt.Y("containment_rate:Q", title="containment", axis=alt.Axis(format="%")),
+            tooltip=[
+                "day:T",
+                "conversations:Q",
+                "finished:Q",
+                alt.Tooltip("containment_rate:Q", format=".1%"),
+            ],
+        )
+        .properties(width=WIDTH, height=220)
+    )
+
+
+def handoffs_by_reason(rows: Rows) -> alt.Chart:
+    """Handoffs over the whole period, by the reason the agent gave."""
+    return (
+        alt.Chart(alt.Data(values=rows), title="Handoffs by reason")
+        .mark_bar()
+        .encode(
+            x=alt.X("handoffs:Q", title="handoffs"),
+            y=alt.Y("reason:N", sort="-x", title=None),
+            tooltip=["reason:N", "handoffs:Q"],
+        )
+        .properties(width=WIDTH, height=alt.Step(22))
+    )
+
+
+def latency_per_variant(rows: Rows) -> alt.Chart:
+    """Agent response latency percentiles (seconds) of each variant."""
+    return (
+        alt.Chart(alt.Data(values=rows), title="Agent latency percentiles per variant")
+        .mark_bar()
+        .encode(
+            x=alt.X("percentile:N", title=None),
+            y=alt.Y("seconds:Q", title="seconds"),
+            color=alt.Color("percentile:N", legend=None),
+            column=alt.Column("variant:N", title="variant"),
+            tooltip=["variant:N", "percentile:N", alt.Tooltip("seconds:Q", format=".2f")],
+        )
+        .properties(width=120, height=220)
+    )
+
+
+# Key of the rows in the JSON -> the function drawing them, in the order of the report.
+CHARTS: dict[str, t.Callable[[Rows], alt.Chart]] = {
+    "containment_per_day": containment_per_day,
+    "handoffs_by_reason": handoffs_by_reason,
+    "latency_per_variant": latency_per_variant,
+}
+
+
+def report(data: dict[str, Rows]) -> alt.VConcatChart:
+    missing = [key for key in CHARTS if not data.get(key)]
+    if missing:
+        raise SystemExit(f"no rows for chart(s): {', '.join(missing)}")
+    charts = [draw(data[key]) for key, draw in CHARTS.items()]
+    return alt.vconcat(*charts, title="tap-polyai demo: the dbt models").configure_view(stroke=None)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("chart_data", type=Path)
+    parser.add_argument("html", type=Path)
+    args = parser.parse_args()
+    data = json.loads(args.chart_data.read_text())
+    report(data).save(str(args.html), inline=True)
+    print(args.html)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
