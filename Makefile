@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard tap_polyai tests scripts benchmarks orchestration)
 
-.PHONY: bootstrap lint format test test-orchestration demo emulator bench readme clean
+.PHONY: bootstrap lint format test test-orchestration demo emulator bench docs settings readme clean
 
 $(STAMP): pyproject.toml
 	@echo "==> bootstrapping $(VENV)"
@@ -41,8 +41,16 @@ emulator: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-readme: $(STAMP)
-	$(BIN)/python scripts/readme_settings.py
+# The docs site (docs/, mkdocs.yml): a strict build, then served on 127.0.0.1:8000.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict -a 127.0.0.1:8000
+
+# Regenerate the settings tables of docs/configuration.md from `tap-polyai --about`.
+settings: $(STAMP)
+	$(BIN)/python scripts/docs_settings.py
+
+readme: settings
 
 clean:
 	rm -rf $(VENV) .venv-meltano .venv-targets .meltano output .pytest_cache .mypy_cache .ruff_cache

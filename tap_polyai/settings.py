@@ -231,7 +231,7 @@ CONFIG_SCHEMA = th.PropertiesList(
             "field null and a warning naming the conversation and field path (a fractional "
             "number where an integer is declared widens the column instead); `fail` stops "
             'the sync. Lossless coercions (`"0.53"` to 0.53) and new fields happen in both '
-            "modes; see README, Schema drift."
+            "modes; see docs/streams.md, Schema drift."
         ),
     ),
 ).to_dict()

@@ -1,6 +1,6 @@
 """Run one shard as its own Meltano run, isolated from every other shard running at once.
 
-Why each rule (measured with Meltano 4.4.1, see the README "Large backfills in parallel"):
+Why each rule (measured with Meltano 4.4.1, see docs/scheduling.md, "Large backfills in parallel"):
 - Concurrent `meltano run`s in one project directory share `.meltano/run/<plugin>/` (the
   catalog, rewritten by every run, and `state.json`): shards failed, or read each other's state.
   So each shard gets its own Meltano system directory (`MELTANO_SYS_DIR_ROOT`), with the

@@ -19,7 +19,7 @@ A checkpoint is refused when its bookmark cannot be this run's own:
 - the bookmark is later than this run's `end_date` (it belongs to a later range);
 - the checkpoint was made with another `start_date`: in a shard plan, project and `start_date`
   identify a shard, so this is another shard's (or the range was changed on purpose: then
-  re-read once with `--full-refresh`, see the README).
+  re-read once with `--full-refresh`, see docs/incremental.md).
 A different recorded `end_date` alone is accepted: moving `end_date` on (a backfill extended,
 or an orchestrator passing each run's interval end) continues from the bookmark, which is
 correct, and a bookmark beyond a reduced `end_date` is caught by the rule above.

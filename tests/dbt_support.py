@@ -133,7 +133,7 @@ def conversations_per_day(records: t.Iterable[dict[str, t.Any]]) -> dict[tuple[s
 
 
 def containment(records: t.Iterable[dict[str, t.Any]]) -> dict[str, tuple[int, int, float]]:
-    """project_id -> (finished, contained, containment rate), as the README defines them."""
+    """project_id -> (finished, contained, containment rate), as docs/analytics.md defines them."""
     finished: dict[str, int] = defaultdict(int)
     contained: dict[str, int] = defaultdict(int)
     for rec in records:

@@ -3,8 +3,8 @@
 `make bootstrap` installs the dev group, which once hid that the emulator imported a dev-only
 package. Here the wheel is built from this checkout and installed with nothing else (pip
 resolves only its declared dependencies) on each supported Python, then `tap-polyai --about`,
-`polyai-emulator` and the README's "your own CI" recipe run from that virtualenv. The recipe
-is read from README.md, so the test checks what the README prints; only its `pip install`
+`polyai-emulator` and the "your own CI" recipe of docs/emulator.md run from that virtualenv. The
+recipe is read from the page, so the test checks what the docs print; only its `pip install`
 line is pointed at the local wheel, and `your-target` is a shell function that keeps the tap's
 output.
 
@@ -30,10 +30,15 @@ import pytest
 from pipeline_support import ROOT, unavailable
 from tap_runner import parse_messages
 
+from tests.docs_support import block_after
+
 pytestmark = pytest.mark.pipeline
 
+RECIPE_MARKER = (
+    "<!-- not run by test_docs_commands: tests/test_install.py runs it in fresh virtualenvs -->"
+)
 PYTHONS = os.environ.get("TAP_POLYAI_INSTALL_PYTHONS", "3.10 3.11 3.13").split()
-README_PIP_LINE = re.compile(r'^pip install "tap-polyai @ [^"]*".*$', re.MULTILINE)
+RECIPE_PIP_LINE = re.compile(r'^pip install "tap-polyai @ [^"]*".*$', re.MULTILINE)
 
 
 def _find_python(version: str) -> str | None:
@@ -71,25 +76,21 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _recipe() -> str:
-    """The bash block of README's "your own CI" section, as printed."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## The tap and the emulator in your own CI", 1)[1]
-    match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
-    assert match, "no bash block in README's CI section"
-    return match.group(1)
+    """The bash block of docs/emulator.md's "your own CI" section, as printed."""
+    return block_after("emulator.md", RECIPE_MARKER)
 
 
 def _install(version: str, wheel: Path, base: Path) -> tuple[str, Path, str]:
-    """A fresh venv on Python `version`, with the wheel installed by the README recipe."""
+    """A fresh venv on Python `version`, with the wheel installed by the docs' recipe."""
     python = _find_python(version)
     if python is None:
         return version, base, "missing"
     venv = base / f"venv-{version}"
     _run([python, "-m", "venv", str(venv)], timeout=120)
-    recipe = README_PIP_LINE.sub(f'pip install "{wheel}"', _recipe(), count=1)
-    assert f'pip install "{wheel}"' in recipe, "README's pip install line changed"
+    recipe = RECIPE_PIP_LINE.sub(f'pip install "{wheel}"', _recipe(), count=1)
+    assert f'pip install "{wheel}"' in recipe, "the recipe's pip install line changed"
     script = base / f"recipe-{version}.sh"
-    # The stand-in target is defined before the README block, which runs unchanged.
+    # The stand-in target is defined before the docs' block, which runs unchanged.
     out = base / f"target-{version}.jsonl"
     script.write_text(f'your-target() {{ cat > "{out}"; }}\n{recipe}')
     env = {
@@ -119,7 +120,7 @@ def _install(version: str, wheel: Path, base: Path) -> tuple[str, Path, str]:
 
 @pytest.fixture(scope="module")
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Python version -> venv, each built (in parallel) by running the README recipe."""
+    """Python version -> venv, each built (in parallel) by running the docs' recipe."""
     base = tmp_path_factory.mktemp("install")
     results: dict[str, Path] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(PYTHONS)) as pool:
@@ -129,7 +130,7 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     if missing:
         unavailable(f"Python {', '.join(missing)} not found on PATH or in pyenv")
     for version, venv, log in outcomes:
-        assert log.startswith("rc=0\n"), f"README recipe failed on Python {version}:\n{log}"
+        assert log.startswith("rc=0\n"), f"the recipe failed on Python {version}:\n{log}"
         out = venv.parent / f"target-{version}.jsonl"
         messages = parse_messages(out.read_text())
         streams = {m["stream"] for m in messages if m["type"] == "RECORD"}
@@ -195,7 +196,7 @@ def test_emulator_from_a_clean_install(
 def test_recipe_stops_when_the_emulator_cannot_start(
     installed: dict[str, Path], tmp_path: Path
 ) -> None:
-    """A dead emulator ends the README recipe with an error, not an endless wait."""
+    """A dead emulator ends the docs' recipe with an error, not an endless wait."""
     venv = next(iter(installed.values()))
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -207,7 +208,7 @@ def test_recipe_stops_when_the_emulator_cannot_start(
         **os.environ,
         "PATH": f"{fake}{os.pathsep}{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
     }
-    # The README's pip line points at a fork; make pip a no-op here, nothing else changes.
+    # The recipe's pip line points at a fork; make pip a no-op here, nothing else changes.
     (fake / "pip").write_text("#!/bin/sh\nexit 0\n")
     (fake / "pip").chmod(0o755)
     proc = subprocess.run(

@@ -8,7 +8,10 @@ environment variables.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 import typing as t
 
 import pytest
@@ -65,3 +68,33 @@ def test_meltano_declares_the_setting_as_the_tap_does(name: str) -> None:
             assert declared["kind"] in KIND_OF_TYPE[type_], (name, declared["kind"], type_)
     if prop.get("secret"):
         assert declared.get("kind") == "password" or declared.get("sensitive"), name
+
+
+def _about() -> dict[str, t.Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tap_polyai.tap import TapPolyAI; TapPolyAI.cli()",
+            "--about",
+            "--format=json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return t.cast(dict[str, t.Any], json.loads(out))
+
+
+def test_meltano_declares_every_setting_about_reports() -> None:
+    """The SDK's own settings too (`faker_config`, `batch_config`, …): Meltano passes only
+    declared settings, so an undeclared one cannot be set from the environment."""
+    about = set(_about()["settings"]["properties"])
+    assert sorted(about - set(DECLARED)) == []
+    assert sorted(set(DECLARED) - about) == []
+
+
+def test_meltano_declares_the_capabilities_about_reports() -> None:
+    meltano = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    (tap,) = [e for e in meltano["plugins"]["extractors"] if e["name"] == "tap-polyai"]
+    assert sorted(tap["capabilities"]) == sorted(_about()["capabilities"])

@@ -1,6 +1,6 @@
-"""The PII recipe of README.md ("PII"): the SDK's built-in stream maps, no tap code.
+"""The PII recipe of docs/pii.md: the SDK's built-in stream maps, no tap code.
 
-The maps are read from meltano.yml's `tap-polyai--pii-safe` (README.md shows the same block).
+The maps are read from meltano.yml's `tap-polyai--pii-safe` (docs/pii.md shows the same block).
 They are an allowlist: every kept property is listed (as itself, or hashed), and
 `__else__: __NULL__` drops everything else. Phone numbers are replaced by a salted SHA-256
 (unsalted hashes of phone numbers are easy to reverse by brute force); the transcript
@@ -53,10 +53,10 @@ def _hash(value: str) -> str:
     return hashlib.sha256((SALT + value).encode()).hexdigest()
 
 
-def test_the_readme_shows_the_maps_meltano_yml_ships() -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(rf"```yaml\n(    - name: {EXTRACTOR}\n.*?)```", readme, re.DOTALL)
-    assert block, "README.md shows the PII-safe extractor"
+def test_the_docs_show_the_maps_meltano_yml_ships() -> None:
+    page = (ROOT / "docs" / "pii.md").read_text()
+    block = re.search(rf"```yaml\n(    - name: {EXTRACTOR}\n.*?)```", page, re.DOTALL)
+    assert block, "docs/pii.md shows the PII-safe extractor"
     (shown,) = yaml.safe_load(block.group(1))
     assert shown["config"] == shipped_extractor_config()
 

@@ -1,4 +1,4 @@
-"""Airflow 3: tap-polyai shards in parallel, each an isolated Meltano run (see README).
+"""Airflow 3: tap-polyai shards in parallel, each an isolated Meltano run (see docs/scheduling.md).
 
     prepare_meltano -> plan -> run_shard (dynamically mapped, one task instance per shard)
 

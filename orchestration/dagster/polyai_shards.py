@@ -1,4 +1,4 @@
-"""Dagster: tap-polyai shards in parallel, each an isolated Meltano run (see README).
+"""Dagster: tap-polyai shards in parallel, each an isolated Meltano run (see docs/scheduling.md).
 
     prepare_meltano -> plan (one dynamic output per shard) -> run_shard (mapped, in parallel)
 
@@ -81,8 +81,9 @@ def run_shard(context: OpExecutionContext, shard: dict) -> dict:
     return shard
 
 
-# The tag lets the instance's run queue allow one run of the plan at a time (README): a shard
-# must never run twice at once, since shard_run passes `meltano run --force`.
+# The tag lets the instance's run queue allow one run of the plan at a time
+# (docs/scheduling.md): a shard must never run twice at once, since shard_run passes
+# `meltano run --force`.
 @job(
     executor_def=multiprocess_executor.configured({"max_concurrent": SHARDS_AT_ONCE}),
     tags={"tap-polyai/shards": "plan"},

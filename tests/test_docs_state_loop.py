@@ -1,7 +1,7 @@
-"""The README's state loop without Meltano, run exactly as printed, twice, with a real target.
+"""The state loop without Meltano (docs/incremental.md), run as printed, twice, into a target.
 
 The old recipe (`… | tail -1 > state.json`) emptied the state before the tap read it. The
-block is taken from README.md, so the test breaks if the README drifts from what works.
+block is taken from the docs page, so the test breaks if the page drifts from what works.
 """
 
 from __future__ import annotations
@@ -18,26 +18,19 @@ import psycopg
 
 from tests import test_pipeline_postgres as _postgres
 from tests.conftest import PROJECTS, live_conversations, make_emulator, tap_config
-from tests.pipeline_support import ROOT, postgres_url
+from tests.docs_support import block_after
+from tests.pipeline_support import postgres_url
 from tests.tap_runner import bookmark
 
 pytestmark = _postgres.pytestmark  # the same needs: PostgreSQL and the target's venv
 
-MARKER = "<!-- tests/test_readme_state_loop.py runs this block as printed -->"
+MARKER = "<!-- not run by test_docs_commands: tests/test_docs_state_loop.py runs it twice -->"
 
 
-def readme_block(marker: str) -> str:
-    """The fenced bash block right after `marker` in README.md."""
-    text = (ROOT / "README.md").read_text()
-    after = text[text.index(marker) + len(marker) :].lstrip("\n")
-    assert after.startswith("```bash\n"), "the marker must sit right above a ```bash block"
-    return after[len("```bash\n") : after.index("\n```")] + "\n"
-
-
-def test_the_readme_state_loop_keeps_and_advances_the_state(
+def test_the_docs_state_loop_keeps_and_advances_the_state(
     target_postgres: Path, database: str, tmp_path: Path
 ) -> None:
-    script = readme_block(MARKER)
+    script = block_after("incremental.md", MARKER)
     assert "> state.json\n" not in script.replace("'{}' > state.json", "")
     url = postgres_url(database)
     (tmp_path / "target.json").write_text(
