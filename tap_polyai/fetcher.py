@@ -5,14 +5,17 @@ one window follow each other: a cursor cannot be shared). So worker threads fetc
 of the windows ahead — of this project and, once its range is handed out, of the next one —
 while the main thread writes. What bounds them is memory, not a number of records:
 - Every page is charged to one budget (`max_buffer_mb`), shared by all workers and projects,
-  from the moment its bytes are read until the writer takes its records. The charge is the
-  page's JSON size times `DECODED_BYTES_PER_JSON_BYTE` (what decoded conversations take).
-  Once the budget is spent, a worker waits before its next request and before reading more of
-  a streamed page, so a huge page stays flat in memory: it is handed over in pieces of about
-  `_FLUSH_BYTES`.
+  from the moment it is requested until the writer takes its records. Before a worker sends a
+  request it reserves the page's expected charge (the largest page read whole so far; a piece of
+  `_FLUSH_BYTES` for a streamed page; nothing before the first page) and waits while that
+  does not fit, so pages in flight are inside the budget too, whatever `max_concurrency` is.
+  Once the page is read its real charge replaces the reservation: JSON size times
+  `DECODED_BYTES_PER_JSON_BYTE` (what decoded conversations take). A streamed page waits for
+  the budget before reading more, so a huge page stays flat in memory: it is handed over in
+  pieces of about `_FLUSH_BYTES`.
 - The window the writer is on (the head) waits for the budget only while the writer has some of
-  it left to take: a page bigger than the whole budget still progresses, and the writer can
-  never be starved by read-ahead.
+  it left to take, and reserves without waiting: a page bigger than the whole budget still
+  progresses, and the writer can never be starved by read-ahead.
 - Workers take the earliest window not yet started, so the head is always being fetched.
 Correctness does not depend on any of this:
 - the writer receives window i's records only after every record of windows before it, and a
@@ -29,6 +32,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import sys
 import threading
 import typing as t
 from collections import deque
@@ -47,6 +52,29 @@ _FLUSH_BYTES = 4 << 20  # hand a page over at its end, or in pieces of this much
 # collections ~15 % of a CPU-bound sync). Records are acyclic: collect less often while
 # fetching, and freeze what existed before the sync so full collections skip it.
 _GC_THRESHOLDS = (10_000, 100, 100)
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def _one_malloc_arena() -> None:
+    """Have worker threads allocate from the main heap, not one glibc arena each.
+
+    glibc gives every thread that allocates its own arena; memory a worker frees (a page body,
+    its decoded conversations) stays in that worker's arena, so peak RSS grew with the number of
+    workers times the page size whatever the budget (CPU path: 177 MB with 8 workers against
+    138 MB with one arena, benchmarks/RESULTS.md). Every allocation here happens under the GIL,
+    so one arena costs no contention. Skipped where glibc is absent or the user chose
+    `MALLOC_ARENA_MAX` themselves.
+    """
+    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):  # no glibc (musl has no such parameter)
+        return
 
 
 class Reader(t.Protocol):
@@ -120,7 +148,10 @@ class Fetcher(t.Generic[S, R]):
         self._projects: list[_Project[S]] = []
         self._current = 0  # index of the project the writer is on
         self.held = 0  # bytes charged for pages not yet taken by the writer
-        self.peak_held = 0
+        self.reserved = 0  # bytes reserved for pages requested but not read yet
+        self.peak_held = 0  # the most `held + reserved` has been
+        self._whole_page_charge = 0  # the largest charge of a page read whole so far
+        self._streamed = False  # the latest page was streamed: it is charged piece by piece
         self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._threads: list[threading.Thread] = []
@@ -143,6 +174,7 @@ class Fetcher(t.Generic[S, R]):
                 return
             self._projects.append(_Project(source, planner))
             if not self._threads:
+                _one_malloc_arena()  # before the workers' first allocation
                 for i in range(self._workers):
                     thread = threading.Thread(target=self._work, name=f"polyai-{i}", daemon=True)
                     thread.start()
@@ -216,7 +248,40 @@ class Fetcher(t.Generic[S, R]):
         return project.slots[project.written] if project.written < len(project.slots) else None
 
     def _budget_left(self) -> bool:
-        return self.held < self.budget
+        return self.held + self.reserved < self.budget
+
+    def _expected_charge(self) -> int:
+        """What the next page is expected to cost once read (see the module docstring)."""
+        if self._streamed:
+            return _FLUSH_BYTES
+        return self._whole_page_charge
+
+    def _reserve(self, slot: _Slot) -> int:
+        """Reserve the next page's expected charge before its request; wait while it does not
+        fit (the head does not wait). Returns what was reserved."""
+        with self._cond:
+            while True:
+                if self._stop.is_set():
+                    raise _Stopped
+                amount = self._expected_charge()
+                if slot is self._head() or self.held + self.reserved + amount <= self.budget:
+                    break
+                self._cond.wait(1.0)
+            self.reserved += amount
+            self.peak_held = max(self.peak_held, self.held + self.reserved)
+            return amount
+
+    def _release(self, amount: int) -> None:
+        if amount:
+            with self._cond:
+                self.reserved -= amount
+                self._cond.notify_all()
+
+    def _page_read(self, charge: int, streamed: bool) -> None:
+        with self._cond:
+            self._streamed = streamed
+            if not streamed:
+                self._whole_page_charge = max(self._whole_page_charge, charge)
 
     def _pick(self) -> _Slot | None:
         """The next window to fetch: the earliest not started, else a newly planned one."""
@@ -263,8 +328,12 @@ class Fetcher(t.Generic[S, R]):
 
     def _fetch_slot(self, slot: _Slot) -> None:
         run = _WindowRun(self, slot)
-        for record in self._fetch(slot.project.source, slot.window, self._stop, run):
-            run.add(record)
+        run.reserve()  # for the first page
+        try:
+            for record in self._fetch(slot.project.source, slot.window, self._stop, run):
+                run.add(record)
+        finally:
+            run.release()
         if run.parts:
             first = self._replace(slot, run.parts)
             self._fetch_slot(first)
@@ -288,13 +357,17 @@ class Fetcher(t.Generic[S, R]):
             self._cond.notify_all()
             return new[0]
 
-    def _hand_over(self, slot: _Slot, records: list[t.Any], charge: int, done: bool) -> None:
-        """Give records to the writer; then, unless this is the head, wait for the budget."""
+    def _hand_over(
+        self, slot: _Slot, records: list[t.Any], charge: int, done: bool, release: int = 0
+    ) -> None:
+        """Give records to the writer (and drop the reservation `release`, which their charge
+        replaces); then, unless this is the head, wait for the budget."""
         with self._cond:
+            self.reserved -= release
             if records or charge:
                 slot.batches.append((records, charge))
                 self.held += charge
-                self.peak_held = max(self.peak_held, self.held)
+                self.peak_held = max(self.peak_held, self.held + self.reserved)
             slot.committed = True
             if done:
                 slot.done = True
@@ -303,7 +376,9 @@ class Fetcher(t.Generic[S, R]):
             # The head waits too while the writer has some of it to take; it goes on whatever
             # the budget once the writer has taken everything (so a huge page progresses).
             while (
-                not done and self.held > self.budget and (slot.batches or slot is not self._head())
+                not done
+                and self.held + self.reserved > self.budget
+                and (slot.batches or slot is not self._head())
             ):
                 if self._stop.is_set():
                     raise _Stopped
@@ -324,6 +399,8 @@ class _WindowRun:
         self._reader: Reader | None = None
         self._charged_of_reader = 0
         self._reads = 0  # times the current page's byte count grew: 1 for a body read whole
+        self._page_charge = 0  # the current page's charge so far
+        self._reservation = 0  # reserved for the page requested (`Fetcher._reserve`)
         self._pages = 0
         self._count = 0
         carried = slot.window.split_from_page
@@ -336,10 +413,19 @@ class _WindowRun:
         self._reader = reader
         self._charged_of_reader = 0
         self._reads = 0
+        self._page_charge = 0
+
+    def reserve(self) -> None:
+        self._reservation = self._fetcher._reserve(self._slot)
+
+    def release(self) -> None:
+        amount, self._reservation = self._reservation, 0
+        self._fetcher._release(amount)
 
     def page_done(self, more: bool) -> bool:
         self._pages += 1
         self._take_charge()
+        self._fetcher._page_read(self._page_charge, streamed=self._reads > 1)
         if self._pages == 1 and self._may_split and more:
             fetcher = self._fetcher
             with fetcher._cond:
@@ -350,7 +436,10 @@ class _WindowRun:
             if self.parts:
                 return False  # stop paging: the parts are fetched instead
         self._may_split = False
-        self._flush(done=False)
+        release, self._reservation = self._reservation, 0
+        self._flush(done=False, release=release)  # the page's real charge replaces it
+        if more:
+            self.reserve()  # for the next page, before the client requests it
         return True
 
     def add(self, record: t.Any) -> None:
@@ -379,13 +468,15 @@ class _WindowRun:
             read = reader.bytes_read
             if read > self._charged_of_reader:
                 self._reads += 1
-                self._charge += (read - self._charged_of_reader) * DECODED_BYTES_PER_JSON_BYTE
+                charge = (read - self._charged_of_reader) * DECODED_BYTES_PER_JSON_BYTE
+                self._charge += charge
+                self._page_charge += charge
                 self._charged_of_reader = read
 
-    def _flush(self, done: bool) -> None:
+    def _flush(self, done: bool, release: int = 0) -> None:
         batch, charge = self._batch, self._charge
         self._batch, self._charge = [], 0
-        self._fetcher._hand_over(self._slot, batch, charge, done)
+        self._fetcher._hand_over(self._slot, batch, charge, done, release)
 
 
 @contextlib.contextmanager

@@ -207,6 +207,25 @@ def test_read_ahead_stays_within_the_budget_and_the_head_may_exceed_it() -> None
         f.close()
 
 
+def test_pages_in_flight_are_reserved_before_their_request() -> None:
+    page = PAGE_BYTES * DECODED_BYTES_PER_JSON_BYTE
+    source = Source(pages=3)
+    f = fetcher(source, workers=8, budget=2 * page)
+    f.add("a", FixedPlanner(hours(1)))  # type: ignore[arg-type]
+    try:
+        drain(f, "a")  # a page has been seen: the next ones are expected to cost as much
+        f.add("b", FixedPlanner(hours(30)))  # type: ignore[arg-type]
+        windows = [w for w, _ in drain(f, "b")]
+    finally:
+        f.close()
+    assert windows == hours(30)
+    # Counted from request to hand-over, whatever the number of workers, only the head goes
+    # past the budget, by its one page (the first page of a run is not known in advance: the
+    # first window was alone).
+    assert f.peak_held <= 2 * page + page
+    assert (f.held, f.reserved) == (0, 0)
+
+
 def test_the_next_project_is_fetched_while_this_one_is_written() -> None:
     source = Source()
     next_started = threading.Event()
