@@ -44,6 +44,7 @@ from tap_polyai.emulator.data import generate_conversations, parse_ts
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CHUNK = 64 << 10
+_MASK64 = (1 << 64) - 1
 
 
 def _us(value: datetime) -> int:
@@ -70,9 +71,10 @@ def _permute(index: int, size: int, key: int) -> int:
     while True:
         left, right = value >> half, value & mask
         for round_ in range(4):
-            mixed = (right * 0x9E3779B1 + key + round_ * 0x7F4A7C15) & 0xFFFFFFFF
-            mixed ^= mixed >> 15
-            left, right = right, (left ^ mixed) & mask
+            mixed = ((right + key + round_) * 0x9E3779B97F4A7C15) & _MASK64  # splitmix64
+            mixed = ((mixed ^ (mixed >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+            mixed = ((mixed ^ (mixed >> 27)) * 0x94D049BB133111EB) & _MASK64
+            left, right = right, (left ^ mixed ^ (mixed >> 31)) & mask
         value = (left << half) | right
         if value < size:
             return value
