@@ -135,14 +135,12 @@ class Fetcher(t.Generic[S, R]):
         *,
         workers: int,
         budget_bytes: int,
-        parallelism: t.Callable[[], int],
         logger: logging.Logger | None = None,
     ) -> None:
         self._fetch = fetch
         self.identify = identify
         self._workers = max(1, workers)
         self.budget = max(1, budget_bytes)
-        self._parallelism = parallelism
         self._logger = logger or logging.getLogger(__name__)
         self._cond = threading.Condition()
         self._projects: list[_Project[S]] = []
@@ -261,11 +259,11 @@ class Fetcher(t.Generic[S, R]):
         fit (the head does not wait). Returns what was reserved."""
         with self._cond:
             while True:
-                if self._stop.is_set():
-                    raise _Stopped
                 amount = self._expected_charge()
                 if slot is self._head() or self.held + self.reserved + amount <= self.budget:
-                    break
+                    break  # (once stopped, the client itself starts no request)
+                if self._stop.is_set():
+                    raise _Stopped
                 self._cond.wait(1.0)
             self.reserved += amount
             self.peak_held = max(self.peak_held, self.held + self.reserved)
@@ -432,7 +430,7 @@ class _WindowRun:
                 planner = self._slot.project.planner
                 if planner.should_split(self._window):
                     page = [(*fetcher.identify(r), r) for r in self._batch]
-                    self.parts = planner.split(self._window, page, fetcher._parallelism())
+                    self.parts = planner.split(self._window, page, planner.split_parts)
             if self.parts:
                 return False  # stop paging: the parts are fetched instead
         self._may_split = False

@@ -176,7 +176,8 @@ class ConversationsStream(_PolyAIStream):
 
     def _planner(self, project: Project) -> WindowPlanner:
         start, end = self._read_range(project)
-        return WindowPlanner(start, end, self._settings.window, self._settings.page_size)
+        s = self._settings
+        return WindowPlanner(start, end, s.window, s.page_size, s.max_concurrency)
 
     def _windows(
         self, project: Project
@@ -195,7 +196,6 @@ class ConversationsStream(_PolyAIStream):
                 _id_and_start,
                 workers=self._settings.max_concurrency,
                 budget_bytes=self._settings.max_buffer_bytes,
-                parallelism=lambda: self._client.pool.limit,
                 logger=self.logger,
             )
             fetcher.add(project, self._planner(project))

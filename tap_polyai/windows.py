@@ -37,14 +37,16 @@ class Window:
     """One `[start, end)` slice of one project's range.
 
     `expected` is how many conversations the planner expected in it (None: it could not tell).
-    `split_from_page` is set on the parts of a window split after its first page (see
-    `WindowPlanner`): that page's conversations which fall in this part, by id.
+    `split_from_page` and `parent` are set on the parts of a window split after its first page
+    (see `WindowPlanner`): that page's conversations which fall in this part, by id, and the
+    window it is a part of.
     """
 
     start: dt.datetime
     end: dt.datetime
     expected: float | None = None
     split_from_page: t.Mapping[str, t.Any] | None = field(default=None, compare=False, repr=False)
+    parent: Window | None = field(default=None, compare=False, repr=False)
 
     @property
     def start_param(self) -> str:
@@ -67,45 +69,62 @@ def read_range(
 
 
 # Windows sized to the data. A window costs at least one request even when empty, and a window
-# of many pages is fetched one page after another (a cursor cannot be shared), so neither big nor
-# small windows are right everywhere. The planner aims every window at about
-# TARGET_PAGES of conversations, from what finished windows showed:
-TARGET_PAGES = 0.75  # of a page: most windows then take one request, few spill into a second
+# of many pages is fetched one page after another (a cursor cannot be shared). The planner aims
+# every window at TARGET_PAGES pages of conversations: a few pages each, so the rounding up to
+# whole requests costs little (requests per page of data ~1.05-1.1) while `max_concurrency`
+# windows are in flight at once.
+TARGET_PAGES = 3.75
 GROWTH = 4  # a window is at most this many times longer than the one planned before it
 MIN_WINDOW = dt.timedelta(minutes=1)  # below this a dense window is simply paged through
-MAX_SPLIT = 8  # parts of a window split after its first page
+MAX_SPLIT = 16  # parts of a window split after its first page
+RATE_OVER = 4  # windows a rate is measured over (fewer at the start)
 
 
 class WindowPlanner:
-    """Cuts one project's `[start, end)` into windows, in order, sized to the data seen so far.
+    """Cuts one project's `[start, end)` into windows, in order, sized to the data.
 
-    - The first window is `first_size` (`window_hours`) long. Until a window has finished, no
-      other window is planned (one request's wait at the start of a sync): planning blind would
-      cut a dense range into `window_hours` windows of many pages each.
-    - Then each window is sized to hold about `TARGET_PAGES` pages at the rate (conversations
-      per second) of the latest finished window, growing at most `GROWTH`-fold per window: empty
-      time is crossed in a few requests (3 empty years: about 6), dense time in small windows.
-    - A window whose first page says more pages follow, although the planner expected it to
-      hold under half a page (or could not tell), is split (`split`): into up to `MAX_SPLIT`
-      parts at quantiles of that page's `started_at` values, so the parts can be fetched in
-      parallel. That page's conversations are not thrown away: each part carries those that fall
-      in it (`Window.split_from_page`) and hands them out unless its own pages return them again,
-      so nothing is lost or repeated. Parts are `[start, end)` like every window: conversations
-      that start exactly on a split point belong to the later part. Parts are not split again.
+    The boundaries depend only on the data and the settings, never on which response arrives
+    first: the same data gives the same windows, so runs are reproducible (and an API-side
+    cache or a proxy can help). Every decision waits for the one result it is made from:
+    - The first window is `first_size` (`window_hours`) long and planned blind; nothing else
+      is planned until its first page is in. If that page is full it is split (below) and its
+      parts take its place in the plan.
+    - Window j (counted in plan order) is sized from the rate (conversations per second) of
+      windows j - `lag` - 3 .. j - `lag` (`lag` = `max_concurrency`; as many of them as exist:
+      the first window, or its parts, for the first ones), to hold `TARGET_PAGES` pages,
+      growing at most `GROWTH`-fold per window. So each completed window (or part of the
+      first) lets one more be planned, `lag` ahead: the pool stays full, and the plan is the
+      same whatever order the results arrive in. Empty time is crossed in a
+      few requests (3 empty years: about 6), dense time in windows of a few pages.
+    - A window whose first page says more pages follow, although it was expected to hold under
+      half a page (or was planned blind), is split (`split`): into `split_parts` parts at
+      quantiles of that page's `started_at` values, fetched in parallel. That page's
+      conversations are not thrown away: each part carries those that fall in it
+      (`Window.split_from_page`) and hands them out unless its own pages return them again, so
+      nothing is lost or repeated. Parts are `[start, end)` like every window: conversations
+      that start exactly on a split point belong to the later part. Parts are not split again;
+      a window counts as complete when all its parts are.
     Not thread-safe: the fetcher calls it under its lock.
     """
 
     def __init__(
-        self, start: dt.datetime, end: dt.datetime, first_size: dt.timedelta, page_size: int
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        first_size: dt.timedelta,
+        page_size: int,
+        concurrency: int = 8,
     ) -> None:
         self._cursor = start
         self._end = end
-        self._size = first_size
-        self._target = TARGET_PAGES * page_size
+        self._first_size = first_size
         self._page_size = page_size
-        self._rate: float | None = None  # conversations per second near the planning cursor
-        self._rate_at: dt.datetime | None = None  # end of the window the rate was measured on
-        self._outstanding_blind = False
+        self._target = TARGET_PAGES * page_size
+        self._lag = max(1, concurrency)
+        self.split_parts = max(2, min(MAX_SPLIT, concurrency))
+        self._planned: list[Window] = []  # in plan order (parts are not listed)
+        self._counts: dict[tuple[dt.datetime, dt.datetime], int] = {}  # complete windows
+        self._parts: dict[tuple[dt.datetime, dt.datetime], list[int]] = {}  # [parts left, count]
 
     @property
     def exhausted(self) -> bool:
@@ -113,36 +132,49 @@ class WindowPlanner:
         return self._cursor >= self._end
 
     def next_window(self) -> Window | None:
-        """The next window, or None: the range is planned, or the planner waits for a result."""
+        """The next window, or None: the range is planned, or the result it needs is not in."""
         if self.exhausted:
             return None
-        if self._rate is None:
-            if self._outstanding_blind:
-                return None
-            self._outstanding_blind = True
-            size = self._size
-            expected = None
+        number = len(self._planned) + 1
+        if number == 1:
+            size, expected = self._first_size, None
         else:
-            wanted = self._target / self._rate if self._rate > 0 else math.inf
-            seconds = min(wanted, GROWTH * self._size.total_seconds())
+            last = max(0, number - 1 - self._lag)
+            basis = self._planned[max(0, last + 1 - RATE_OVER) : last + 1]
+            counts = [self._counts.get(_key(w)) for w in basis]
+            if None in counts:
+                return None
+            seconds = sum((w.end - w.start).total_seconds() for w in basis)
+            rate = sum(t.cast(list[int], counts)) / max(seconds, 1e-6)
+            previous = self._planned[-1]
+            seconds = min(
+                self._target / rate if rate > 0 else math.inf,
+                GROWTH * (previous.end - previous.start).total_seconds(),
+            )
             size = max(MIN_WINDOW, dt.timedelta(seconds=round(seconds)))
+            expected = None  # set below, once the window's end is known
         end = min(self._cursor + size, self._end)
-        if self._rate is not None:
-            expected = self._rate * (end - self._cursor).total_seconds()
+        if number > 1:
+            expected = rate * (end - self._cursor).total_seconds()
         window = Window(self._cursor, end, expected)
+        self._planned.append(window)
         self._cursor = end
-        self._size = size
         return window
 
     def finished(self, window: Window, count: int) -> None:
-        """A window is complete with `count` conversations: learn the rate from it."""
-        if self._rate_at is None or window.end >= self._rate_at:
-            self._rate = count / max((window.end - window.start).total_seconds(), 1e-6)
-            self._rate_at = window.end
+        """A window (or a part of one) is complete with `count` conversations."""
+        self._counts[_key(window)] = count
+        if window.parent is not None:
+            key = _key(window.parent)
+            left = self._parts[key]
+            left[0] -= 1
+            left[1] += count
+            if left[0] == 0:
+                self._counts[key] = left[1]
 
     def should_split(self, window: Window) -> bool:
         """Asked when `window`'s first page is full and more pages follow."""
-        if window.split_from_page is not None or window.end - window.start < 2 * MIN_WINDOW:
+        if window.parent is not None or window.end - window.start < 2 * MIN_WINDOW:
             return False
         return window.expected is None or window.expected * 2 <= self._page_size
 
@@ -172,7 +204,20 @@ class WindowPlanner:
         for (conversation_id, _, record), started in zip(first_page, starts, strict=True):
             part = 0 if started is None else sum(1 for p in points if started >= p)
             carried[part][conversation_id] = record
-        return [Window(bounds[i], bounds[i + 1], None, carried[i]) for i in range(len(bounds) - 1)]
+        self._parts[_key(window)] = [len(bounds) - 1, 0]
+        parts_ = [
+            Window(bounds[i], bounds[i + 1], None, carried[i], parent=window)
+            for i in range(len(bounds) - 1)
+        ]
+        if self._planned == [window]:
+            # The first window: nothing was planned from it yet, so its parts take its place
+            # in the plan and each sizes a later window as soon as it is complete.
+            self._planned = list(parts_)
+        return parts_
+
+
+def _key(window: Window) -> tuple[dt.datetime, dt.datetime]:
+    return (window.start, window.end)
 
 
 def _parsed(value: str | None) -> dt.datetime | None:

@@ -94,7 +94,6 @@ def fetcher(source: Source, workers: int = 4, budget: int = 1 << 30) -> Fetcher[
         lambda r: (r["id"], None),
         workers=workers,
         budget_bytes=budget,
-        parallelism=lambda: workers,
     )
 
 
@@ -297,8 +296,49 @@ def test_the_planner_grows_through_empty_time_and_shrinks_through_dense_time() -
     planner.finished(first, 900)  # ~9 pages a day
     window = planner.next_window()
     assert window is not None
-    assert window.expected == pytest.approx(75, rel=0.01)  # three quarters of a page
-    assert window.end - window.start == dt.timedelta(hours=2)
+    assert window.expected == pytest.approx(375, rel=0.01)  # TARGET_PAGES (3.75) pages
+    assert window.end - window.start == dt.timedelta(hours=10)
+
+
+def test_the_first_window_plans_a_full_pool_and_then_one_per_result() -> None:
+    planner = WindowPlanner(T0, T0 + dt.timedelta(days=30), HOUR * 24, page_size=100, concurrency=8)
+    first = planner.next_window()
+    assert first is not None
+    assert planner.next_window() is None
+    planner.finished(first, 900)
+    ahead = [planner.next_window() for _ in range(8)]
+    assert all(w is not None for w in ahead)
+    assert planner.next_window() is None  # window 10 is sized from window 2: not complete yet
+    planner.finished(t.cast(Window, ahead[1]), 10)
+    assert planner.next_window() is None  # window 3 is complete, but window 10 needs window 2
+    planner.finished(t.cast(Window, ahead[0]), 10)
+    assert planner.next_window() is not None
+
+
+def _plan(order: str) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Drive a planner over data whose rate changes every day, finishing the windows in flight
+    either first-planned first or last-planned first."""
+    planner = WindowPlanner(T0, T0 + dt.timedelta(days=20), HOUR * 24, page_size=100, concurrency=4)
+
+    def count(window: Window) -> int:
+        seconds = (window.end - window.start).total_seconds()
+        return round(seconds / 3600 * (5 + 40 * ((window.start - T0).days % 3)))
+
+    in_flight: list[Window] = []
+    planned: list[Window] = []
+    while not planner.exhausted or in_flight:
+        while (window := planner.next_window()) is not None:
+            in_flight.append(window)
+            planned.append(window)
+        done = in_flight.pop(0 if order == "fifo" else -1)
+        planner.finished(done, count(done))
+    return [(w.start, w.end) for w in planned]
+
+
+def test_window_boundaries_do_not_depend_on_which_result_arrives_first() -> None:
+    fifo, lifo = _plan("fifo"), _plan("lifo")
+    assert len(fifo) > 10
+    assert fifo == lifo
 
 
 def test_a_split_puts_identical_timestamps_on_the_later_side_of_the_point() -> None:

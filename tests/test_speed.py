@@ -55,6 +55,28 @@ def test_three_empty_years_cost_a_handful_of_requests() -> None:
         assert len(emulator.requests) <= pages + 30, (len(emulator.requests), pages)
 
 
+def test_the_same_data_and_settings_ask_the_same_windows() -> None:
+    data = generate_conversations(
+        ACCOUNT, ALPHA, count=1200, start=NOW - dt.timedelta(days=4), end=NOW, seed=11
+    )
+    asked = []
+    with alpha_emulator(data) as emulator:
+        config = one_project(emulator, start_date=iso(NOW - dt.timedelta(days=4)), page_size=50)
+        for _ in range(2):
+            emulator.reset_stats()
+            run = run_tap(config)
+            assert_exact(emulator, run.records())
+            asked.append(
+                sorted(
+                    (r["params"]["start_time"][0], r["params"]["end_time"][0])
+                    for r in emulator.requests
+                    if "cursor" not in r["params"]
+                )
+            )
+    assert len(asked[0]) > 8  # the first window was split, then windows were sized to the data
+    assert asked[0] == asked[1]
+
+
 def test_a_split_on_identical_timestamps_loses_and_repeats_nothing() -> None:
     tie = NOW - dt.timedelta(hours=12)
     data = generate_conversations(
