@@ -11,16 +11,22 @@ what PolyAI needs:
   handed out from it are skipped, so a retry neither loses nor repeats records;
 - an `AdaptivePool` (pool.py) shared by all workers bounds the requests waiting on the API at
   once: a 429 halves it, a run of successes grows it back.
+The same request path (`_send`, `_wait_to_retry`) serves the second host, the Agents API's
+conversation detail (`detail`, for `conversation_details`): one gate, one pool, one policy.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import logging
 import random
 import threading
 import time
 import typing as t
+from urllib.parse import quote
 
+import msgspec
 import requests
 
 from tap_polyai.decoding import ConversationPayload
@@ -28,6 +34,7 @@ from tap_polyai.errors import (
     PolyAIError,
     RetriableError,
     RetriesExhaustedError,
+    classify_detail_response,
     classify_response,
     describe_transport_error,
 )
@@ -163,20 +170,8 @@ class PolyAIClient:
         handed_out: set[str] = set()
         attempt = 0
         while True:
-            self.gate.wait()
-            if stop is not None and stop.is_set():
-                raise Cancelled
             try:
-                with self.pool.slot(stop):  # held until the headers are in
-                    if stop is not None and stop.is_set():
-                        raise Cancelled
-                    response = self._session().get(
-                        self.url(project),
-                        params=params,
-                        headers={"x-api-key": project.api_key, "Accept": "application/json"},
-                        timeout=self._settings.request_timeout_seconds,
-                        stream=True,
-                    )
+                response = self._send(self.url(project), params, project.api_key, stop)
                 with response:
                     classify_response(response, project)
                     self.pool.succeeded()
@@ -194,34 +189,112 @@ class PolyAIClient:
                 raise PolyAIError(f"Project {project.label}: {exc}") from None
             except (RetriableError, *_TRANSIENT) as exc:
                 attempt += 1
-                reason = _reason(exc, project)
-                if attempt > self._settings.max_retries:
-                    msg = (
-                        f"Project {project.label}: giving up after {attempt} attempts "
-                        f"(setting 'max_retries' = {self._settings.max_retries}); last: {reason}"
-                    )
-                    raise RetriesExhaustedError(msg) from None
-                retry_after = getattr(exc, "retry_after", None)
-                if retry_after is not None:
-                    self.gate.pause(retry_after)
-                    self.pool.throttled()
-                    delay = retry_after
-                else:
-                    delay = self._backoff(attempt)
-                self._logger.warning(
-                    "%s; retry %d/%d in %.1f s",
-                    reason,
-                    attempt,
-                    self._settings.max_retries,
-                    delay,
-                )
-                if retry_after is None:
-                    time.sleep(delay)
+                self._wait_to_retry(exc, attempt, project)
+
+    def detail_url(self, project: Project, conversation_id: str) -> str:
+        """The Agents API's conversation detail; its `agentId` is the project id (Agent ID)."""
+        agent, conversation = (quote(v, safe="") for v in (project.project_id, conversation_id))
+        return f"{self._settings.agents_base_url}/v1/agents/{agent}/conversations/{conversation}"
+
+    def detail(
+        self, project: Project, conversation_id: str, stop: threading.Event | None = None
+    ) -> Detail:
+        """One conversation's detail (`conversation_details`): one request, retried as a page.
+
+        It shares the gate, the pool and the retry policy with the list pages, so a 429 on
+        either host slows both: the key and the rate limit belong to the same account.
+        """
+        url = self.detail_url(project, conversation_id)
+        attempt = 0
+        while True:
+            try:
+                response = self._send(url, None, project.agents_api_key, stop, stream=False)
+                with response:
+                    classify_detail_response(response, project, conversation_id)
+                    self.pool.succeeded()
+                    try:
+                        body = msgspec.json.decode(response.content)
+                    except msgspec.DecodeError:
+                        msg = f"conversation {conversation_id}: the detail is not JSON"
+                        raise BrokenBodyError(msg) from None
+                    if not isinstance(body, dict):
+                        msg = f"conversation {conversation_id}: the detail is not a JSON object"
+                        raise BrokenBodyError(msg)
+                    return Detail(body, _server_date(response))
+            except (RetriableError, *_TRANSIENT) as exc:
+                attempt += 1
+                self._wait_to_retry(exc, attempt, project)
+
+    def _send(
+        self,
+        url: str,
+        params: dict[str, t.Any] | None,
+        key: str,
+        stop: threading.Event | None,
+        *,
+        stream: bool = True,
+    ) -> requests.Response:
+        """One GET through the shared gate and pool; the slot is held until the headers are in."""
+        self.gate.wait()
+        if stop is not None and stop.is_set():
+            raise Cancelled
+        with self.pool.slot(stop):
+            if stop is not None and stop.is_set():
+                raise Cancelled
+            return self._session().get(
+                url,
+                params=params,
+                headers={"x-api-key": key, "Accept": "application/json"},
+                timeout=self._settings.request_timeout_seconds,
+                stream=stream,
+            )
+
+    def _wait_to_retry(self, exc: BaseException, attempt: int, project: Project) -> None:
+        """After failed attempt number `attempt`: give up (PolyAIError) or wait for the next."""
+        reason = _reason(exc, project)
+        if attempt > self._settings.max_retries:
+            msg = (
+                f"Project {project.label}: giving up after {attempt} attempts "
+                f"(setting 'max_retries' = {self._settings.max_retries}); last: {reason}"
+            )
+            raise RetriesExhaustedError(msg) from None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            self.gate.pause(retry_after)
+            self.pool.throttled()
+            delay = retry_after
+        else:
+            delay = self._backoff(attempt)
+        self._logger.warning(
+            "%s; retry %d/%d in %.1f s",
+            reason,
+            attempt,
+            self._settings.max_retries,
+            delay,
+        )
+        if retry_after is None:
+            time.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential with jitter: base * 2^(attempt-1), capped, times 0.5..1."""
         ceiling = min(MAX_BACKOFF_SECONDS, self._settings.retry_base_seconds * 2 ** (attempt - 1))
         return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+
+class Detail(t.NamedTuple):
+    """A conversation's detail as the Agents API sent it, and the API's clock (`Date`)."""
+
+    body: dict[str, t.Any]
+    server_time: dt.datetime | None
+
+
+def _server_date(response: requests.Response) -> dt.datetime | None:
+    """The response's `Date` header: what time it is for the API (None if absent or bad)."""
+    try:
+        value = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _reason(exc: BaseException, project: Project) -> str:

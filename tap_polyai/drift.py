@@ -115,11 +115,17 @@ class SchemaDrift:
         *,
         mode: str,
         logger: logging.Logger,
+        stream: str = "conversations",
+        required: tuple[str, str] = ("id", "started_at"),
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"on_schema_mismatch must be one of {MODES}, not {mode!r}")
         self.mode = mode
         self._logger = logger
+        # The stream whose top-level schema this is (`conversation_details` uses this walk
+        # too), and the fields a record cannot do without: its key and its replication value.
+        self._stream = stream
+        self._key, self._replication = required
         self.conversation_schema = copy.deepcopy(conversation_schema)
         self.turn_row_schema = copy.deepcopy(turn_row_schema)
         self._conversation_properties: dict[str, t.Any] = self.conversation_schema.setdefault(
@@ -177,16 +183,16 @@ class SchemaDrift:
 
     def conform(self, raw: dict[str, t.Any], project_label: str) -> dict[str, t.Any]:
         """`raw` as a record of the current schema (a new dict; `raw` is not modified)."""
-        conversation_id = raw.get("id")
+        conversation_id = raw.get(self._key)
         if isinstance(conversation_id, int) and not isinstance(conversation_id, bool):
             conversation_id = str(conversation_id)
         self._conversation_id = conversation_id if isinstance(conversation_id, str) else "?"
         self._project = project_label
-        if not isinstance(conversation_id, str) or not isinstance(raw.get("started_at"), str):
+        if not isinstance(conversation_id, str) or not isinstance(raw.get(self._replication), str):
             # No key or no replication value: it can be neither upserted nor bookmarked.
             raise InvalidConversationError(
                 f"Project {project_label}: conversation {self._conversation_id} has no string "
-                "`id` and `started_at`; it cannot be loaded or bookmarked."
+                f"`{self._key}` and `{self._replication}`; it cannot be loaded or bookmarked."
             )
         counts = self.counts(project_label)
         record: dict[str, t.Any] = {}
@@ -215,7 +221,7 @@ class SchemaDrift:
             label = f"turns[].{name}"
         else:
             self._conversation_properties[name] = schema
-            self._changed.add("conversations")
+            self._changed.add(self._stream)
             label = name
         self._logger.warning(
             "Project %s: new field %s (declared as %s); the stream's SCHEMA is announced again "
@@ -388,7 +394,7 @@ class SchemaDrift:
         if self._in_turn:
             self._turn_schema_changed()
         else:
-            self._changed.add("conversations")
+            self._changed.add(self._stream)
         self._logger.warning(
             "Project %s: conversation %s: `%s` holds a fractional number where an integer is "
             "declared; the field is widened to `number` and its SCHEMA announced again",

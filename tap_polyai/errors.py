@@ -130,6 +130,42 @@ def classify_response(response: requests.Response, project: Project) -> None:
     raise RequestRefusedError(f"{where}: request refused. {describe_envelope(response)}")
 
 
+AGENTS_API_HINT = (
+    "'conversation_details' reads PolyAI's Agents API, another host than the conversation "
+    "list: check 'agents_api_url' (default from 'region': us-1 https://api.us.poly.ai, uk-1 "
+    "https://api.uk.poly.ai, euw-1 https://api.eu.poly.ai) and 'agents_api_key' (or this "
+    "entry's 'agents_api_key' in 'projects'; by default the project's 'api_key')"
+)
+
+
+def classify_detail_response(
+    response: requests.Response, project: Project, conversation_id: str
+) -> None:
+    """As `classify_response`, for one conversation's detail (the Agents API).
+
+    401/403/404 name the host and the settings of that host (`agents_api_url`,
+    `agents_api_key`): the list may work with the same project while the detail host does not.
+    """
+    status = response.status_code
+    if status < 400 or status == 429 or status >= 500:
+        classify_response(response, project)
+        return
+    host = urlsplit(response.url).netloc
+    where = (
+        f"Project {project.label}: HTTP {status} from {host} for the detail of conversation "
+        f"{conversation_id}"
+    )
+    hints = {
+        401: "the Agents API key was rejected",
+        403: "the Agents API key is not allowed to read this agent (project)",
+        404: (
+            f"agent (project) '{project.project_id}' or the conversation was not found on this host"
+        ),
+    }
+    hint = hints.get(status, "request refused")
+    raise PolyAIError(f"{where}: {hint}. {AGENTS_API_HINT}. {describe_envelope(response)}")
+
+
 def _causes(exc: BaseException) -> t.Iterator[BaseException]:
     """`exc` and what it wraps: requests wraps urllib3, which wraps the socket error."""
     seen: set[int] = set()

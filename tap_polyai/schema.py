@@ -1,5 +1,6 @@
 """Singer schemas of the streams, from PolyAI's v3 OpenAPI (ConversationSummaryResponse,
-ConversationTurn) plus `barge_in`, which PolyAI's prose documents and the OpenAPI omits.
+ConversationTurn, and ConversationDetailResponse for `conversation_details`) plus `barge_in`,
+which PolyAI's prose documents and the OpenAPI omits.
 
 Every property is nullable except the keys: PolyAI returns "" or null for absent values and
 the schema must admit both. `state` is free-form JSON, so warehouses get one JSON column
@@ -115,3 +116,31 @@ CONVERSATION_TURNS_SCHEMA_WITH_TOMBSTONES["properties"]["_sdc_deleted_at"] = {
     **th.DateTimeType().to_dict(),
     "description": "Set on tombstone rows: this turn index no longer exists.",
 }
+
+# `conversation_details`: what the Agents API's ConversationDetailResponse has and the list does
+# not, snake_case (the API sends camelCase: `polyScore` -> `poly_score`), plus the keys to join
+# on. Fields the list already has (channel, numbers, durations, handoff, turns, metrics) are not
+# repeated. `duration` and the two durations of the list are the OpenAPI's integers: `number`,
+# as above. `function_events` is an object in the OpenAPI, without properties: free JSON.
+CONVERSATION_DETAIL_PROPERTIES: dict[str, th.JSONTypeHelper] = {
+    "account_id": th.StringType(),
+    "project_id": th.StringType(),
+    "started_at": th.DateTimeType(),
+    "created_at": th.DateTimeType(),
+    "finished_at": th.DateTimeType(),
+    "duration": th.NumberType(),
+    "language": th.StringType(),
+    "direction": th.StringType(),
+    "tags": th.ArrayType(th.StringType),
+    "poly_score": th.NumberType(),
+    "short_summary": th.StringType(),
+    "note": th.StringType(),
+    "deployment_id": th.StringType(),
+    "audio_url": th.StringType(),
+    "function_events": th.CustomType(_free_object(True)),
+}
+
+CONVERSATION_DETAILS_SCHEMA = th.PropertiesList(
+    th.Property("conversation_id", th.StringType, required=True, description="Conversation ID."),
+    *_properties(CONVERSATION_DETAIL_PROPERTIES),
+).to_dict()

@@ -23,6 +23,14 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_polyai.redaction import REDACTOR
 
 REGIONS = ("us-1", "uk-1", "euw-1")
+# The Agents API (`conversation_details`) lives on other hosts than the Conversations API.
+AGENTS_API_HOSTS = {
+    "us-1": "https://api.us.poly.ai",
+    "uk-1": "https://api.uk.poly.ai",
+    "euw-1": "https://api.eu.poly.ai",
+}
+DEFAULT_DETAILS_SETTLE_MINUTES = 30
+MAX_DETAILS_SETTLE_MINUTES = 1440
 API_VERSIONS = ("v3", "v2")
 CLIENT_ENVS = ("live", "sandbox", "pre-release")
 ON_SCHEMA_MISMATCH = ("warn", "fail")
@@ -36,6 +44,15 @@ _PROJECT = th.ObjectType(
         th.StringType,
         secret=True,
         description="Key for this project; overrides the top-level `api_key`.",
+    ),
+    th.Property(
+        "agents_api_key",
+        th.StringType,
+        secret=True,
+        description=(
+            "Key for this project's `conversation_details` requests (Agents API); overrides "
+            "the top-level `agents_api_key`. Default: this project's API key."
+        ),
     ),
 )
 
@@ -55,7 +72,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "projects",
         th.ArrayType(_PROJECT),
         description=(
-            "Projects to extract, each `{account_id, project_id, api_key?}`. Each project is "
+            "Projects to extract, each `{account_id, project_id, api_key?, agents_api_key?}`. "
+            "Each project is "
             "its own state partition with its own bookmark."
         ),
     ),
@@ -83,6 +101,37 @@ CONFIG_SCHEMA = th.PropertiesList(
             "Allow an `http://` `api_url` to a host that is not loopback (the key then travels "
             "in clear text; a warning says so). Plain http to 127.0.0.1/localhost is always "
             "allowed (the emulator). See docs/security.md."
+        ),
+    ),
+    th.Property(
+        "agents_api_url",
+        th.StringType,
+        description=(
+            "Base URL of PolyAI's Agents API, which serves `conversation_details` "
+            "(`GET /v1/agents/{project_id}/conversations/{id}`). Default from `region`: "
+            "us-1 `https://api.us.poly.ai`, uk-1 `https://api.uk.poly.ai`, euw-1 "
+            "`https://api.eu.poly.ai`; when `api_url` is set, the same base as `api_url` "
+            "(proxies, the bundled emulator). Other hosts: `https://api.studio.poly.ai`."
+        ),
+    ),
+    th.Property(
+        "agents_api_key",
+        th.StringType,
+        secret=True,
+        description=(
+            "Key for `conversation_details` requests, for every project without its own "
+            "`agents_api_key`. Default: each project's API key (`api_key`)."
+        ),
+    ),
+    th.Property(
+        "details_settle_minutes",
+        th.IntegerType(minimum=0, maximum=MAX_DETAILS_SETTLE_MINUTES),
+        default=DEFAULT_DETAILS_SETTLE_MINUTES,
+        description=(
+            "`conversation_details` loads a conversation's detail only once it finished at "
+            "least this long ago (PolyAI computes the summary and PolyScore after the call "
+            "ends); until then the conversation holds the bookmark like an in-progress call. "
+            "0..1440."
         ),
     ),
     th.Property(
@@ -256,7 +305,13 @@ class Project:
 
     account_id: str
     project_id: str
-    api_key: str
+    api_key: str = field(repr=False)
+    # The key for the Agents API (`conversation_details`); "" means `api_key`.
+    agents_key: str = field(default="", repr=False)
+
+    @property
+    def agents_api_key(self) -> str:
+        return self.agents_key or self.api_key
 
     @property
     def context(self) -> dict[str, str]:
@@ -292,6 +347,9 @@ class Settings:
     request_timeout_seconds: float
     on_schema_mismatch: str = "warn"
     delete_stale_turns: bool = False
+    # The Agents API base (`conversation_details`), and how long a finished call settles.
+    agents_base_url: str = ""
+    details_settle: dt.timedelta = dt.timedelta(minutes=DEFAULT_DETAILS_SETTLE_MINUTES)
     # What the tap should log once at start: (level, message), e.g. an unknown setting.
     notices: tuple[tuple[int, str], ...] = field(default=())
 
@@ -380,8 +438,8 @@ def is_loopback(host: str) -> bool:
 _VERSION_SEGMENT = re.compile(r"v\d+")
 
 
-def _url_problem(text: str) -> str | None:
-    """What is wrong with `api_url` as a base URL, or None."""
+def _url_problem(text: str, name: str = "api_url") -> str | None:
+    """What is wrong with `text` (setting `name`) as a base URL, or None."""
     parts = urlsplit(text)
     shown = repr(text) if "@" not in text else "(a URL with credentials, not shown)"
     problem = None
@@ -393,7 +451,7 @@ def _url_problem(text: str) -> str | None:
     elif not parts.hostname:
         problem = f"has no host: {shown}"
     elif parts.username or parts.password:
-        problem = "must not carry credentials: use 'api_key'"
+        problem = f"must not carry credentials: use '{name.replace('_url', '_key')}'"
     elif parts.query or parts.fragment:
         problem = f"must not have a query string or fragment: {shown}"
     else:
@@ -403,7 +461,7 @@ def _url_problem(text: str) -> str | None:
             port = 0
         if port == 0:
             problem = f"has an invalid port: {shown}"
-    return None if problem is None else f"Setting 'api_url' {problem}."
+    return None if problem is None else f"Setting '{name}' {problem}."
 
 
 def _base_url(
@@ -459,6 +517,35 @@ def _base_url(
     return base
 
 
+def _agents_base_url(
+    config: t.Mapping[str, t.Any], base_url: str, errors: list[str], notices: list[tuple[int, str]]
+) -> str:
+    """`agents_api_url` checked; else `api_url`'s base (proxies, the emulator); else `region`'s.
+
+    A trailing `/v1` is dropped (the tap adds `/v1/agents/...` itself), as `/v3` on `api_url`.
+    """
+    raw = config.get("agents_api_url")
+    if raw in (None, ""):
+        if config.get("api_url") not in (None, ""):
+            return base_url
+        return AGENTS_API_HOSTS.get(config.get("region") or "us-1", AGENTS_API_HOSTS["us-1"])
+    text = str(raw).strip()
+    if (problem := _url_problem(text, "agents_api_url")) is not None:
+        errors.append(problem)
+        return ""
+    parts = urlsplit(text)
+    segments = [s for s in parts.path.split("/") if s]
+    if segments and segments[-1] == "v1":
+        segments.pop()
+        notices.append(
+            (
+                logging.WARNING,
+                "Setting 'agents_api_url' ends in '/v1': the tap adds it itself.",
+            )
+        )
+    return f"{parts.scheme.lower()}://{parts.netloc}" + "".join(f"/{s}" for s in segments)
+
+
 PLACEHOLDER_PREFIX = "change-me"
 _CONFIG_REFERENCE = re.compile(r"""config\s*(?:\[\s*|\.get\(\s*)(['"])(?P<key>[^'"]+)\1""")
 
@@ -505,6 +592,7 @@ def _stream_map_config(config: t.Mapping[str, t.Any], errors: list[str]) -> None
 
 def _projects(config: t.Mapping[str, t.Any], errors: list[str]) -> tuple[Project, ...]:
     default_key = config.get("api_key") or ""
+    default_agents_key = config.get("agents_api_key") or ""
     entries: list[t.Mapping[str, t.Any]] = list(config.get("projects") or [])
     if config.get("account_id") or config.get("project_id"):
         if not (config.get("account_id") and config.get("project_id")):
@@ -532,7 +620,8 @@ def _projects(config: t.Mapping[str, t.Any], errors: list[str]) -> tuple[Project
                 "'api_key', or 'api_key' on that entry of 'projects'."
             )
             continue
-        projects.append(Project(account_id, project_id, key))
+        agents_key = entry.get("agents_api_key") or default_agents_key
+        projects.append(Project(account_id, project_id, key, agents_key))
     return tuple(projects)
 
 
@@ -551,6 +640,7 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
     # Types, ranges and allowed values (region, api_version, client_env, page_size) are the
     # JSON schema's job: the SDK checks them against CONFIG_SCHEMA before this runs.
     base_url = _base_url(config, errors, notices)
+    agents_base_url = _agents_base_url(config, base_url, errors, notices)
     _stream_map_config(config, errors)
     _unknown_settings(config, notices)
     if config.get("variant_id") and config.get("variant_name"):
@@ -580,5 +670,9 @@ def load_settings(config: t.Mapping[str, t.Any]) -> Settings:
         request_timeout_seconds=float(config.get("request_timeout_seconds", 300)),
         on_schema_mismatch=config.get("on_schema_mismatch") or "warn",
         delete_stale_turns=bool(config.get("delete_stale_turns", False)),
+        agents_base_url=agents_base_url,
+        details_settle=dt.timedelta(
+            minutes=config.get("details_settle_minutes", DEFAULT_DETAILS_SETTLE_MINUTES)
+        ),
         notices=tuple(notices),
     )

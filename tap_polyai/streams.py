@@ -1,4 +1,4 @@
-"""The `conversations` stream and `conversation_turns`, fed from the same pages.
+"""The `conversations` stream, and `conversation_turns` and `conversation_details` fed from it.
 
 Data flows one way: settings -> windows per project (`windows.py`) -> pages (`client.py`,
 `pages.py`) -> records (`decoding.py`: one typed pass; `records.py` for what it rejects) ->
@@ -24,15 +24,24 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_polyai.client import PolyAIClient
 from tap_polyai.decoding import ConversationPayload, RecordDecoder, SplicedRecord, turn_dicts
+from tap_polyai.details import (
+    DetailStage,
+    SettleRule,
+    blank_dates_to_null,
+    extract,
+    record_of,
+)
+from tap_polyai.drift import SchemaDrift
 from tap_polyai.fetcher import Fetcher
 from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.records import RecordConformer
 from tap_polyai.schema import (
+    CONVERSATION_DETAILS_SCHEMA,
     CONVERSATION_TURNS_SCHEMA,
     CONVERSATION_TURNS_SCHEMA_WITH_TOMBSTONES,
     CONVERSATIONS_SCHEMA,
 )
-from tap_polyai.settings import Project, Settings
+from tap_polyai.settings import Project, Settings, parse_datetime
 from tap_polyai.state import checkpoint_marks
 from tap_polyai.windows import BookmarkHold, Window, WindowPlanner, isoformat, read_range
 
@@ -161,6 +170,12 @@ class ConversationsStream(_PolyAIStream):
                 return child
         return None
 
+    def _details_stream(self) -> ConversationDetailsStream | None:
+        for child in self.child_streams:
+            if isinstance(child, ConversationDetailsStream) and child.selected:
+                return child
+        return None
+
     def _project(self, context: Context) -> Project:
         return next(
             p
@@ -229,30 +244,65 @@ class ConversationsStream(_PolyAIStream):
         if turns is not None:
             turns.announce()
         decoder = RecordDecoder(self._conformer, spliced=self._direct_writer is not None)
+        details = self._details_stream()
+        stage = details.stage(self._client) if details is not None else None
         total = 0
-        for number, (window, payloads) in enumerate(self._windows(project), start=1):
-            count = 0
-            for payload in payloads:
-                record = decoder.record(payload, project.label)
-                hold.observe(record)
-                count += 1
-                if turns is not None:
-                    turns.emit_turns_of(record)
-                yield record
-            total += count
-            self._checkpoint(context, hold.bookmark_after(window))
-            self.logger.info(
-                "Project %s: window %d [%s, %s) done: %d conversation(s), %d so far; "
-                "%d request(s) at once",
-                project.label,
-                number,
-                window.start_param,
-                window.end_param,
-                count,
-                total,
-                self._client.pool.limit,
-            )
+        try:
+            for number, (window, payloads) in enumerate(self._windows(project), start=1):
+                count = 0
+                for payload in payloads:
+                    record = decoder.record(payload, project.label)
+                    hold.observe(record)
+                    count += 1
+                    if turns is not None:
+                        turns.emit_turns_of(record)
+                    if stage is not None:
+                        t.cast(ConversationDetailsStream, details).request(
+                            stage, project, record, hold
+                        )
+                    yield record
+                total += count
+                if stage is None:
+                    self._checkpoint(context, hold.bookmark_after(window))
+                else:
+                    # Checkpoint only windows whose details are all written (details.py).
+                    stage.end_window(window)
+                    self._write_details(context, project, stage, hold, block=False)
+                self.logger.info(
+                    "Project %s: window %d [%s, %s) done: %d conversation(s), %d so far; "
+                    "%d request(s) at once",
+                    project.label,
+                    number,
+                    window.start_param,
+                    window.end_param,
+                    count,
+                    total,
+                    self._client.pool.limit,
+                )
+            if stage is not None:
+                self._write_details(context, project, stage, hold, block=True)
+        finally:
+            if stage is not None:
+                stage.close()
         self.logger.info("%s", self._conformer.summary(project.label))
+        if details is not None:
+            self.logger.info("%s", details.summary(project.label))
+
+    def _write_details(
+        self,
+        context: Context,
+        project: Project,
+        stage: DetailStage[Window],
+        hold: BookmarkHold,
+        *,
+        block: bool,
+    ) -> None:
+        """Write the details of the windows whose requests are all answered, and checkpoint
+        each of them after its details: the bookmark never passes a detail not written."""
+        details = t.cast(ConversationDetailsStream, self._details_stream())
+        for window, results in stage.ready(block=block):
+            details.write(project, results, hold)
+            self._checkpoint(context, hold.bookmark_after(window))
 
     def _bind_drift(self, turns: ConversationTurnsStream | None) -> None:
         """Drift handling checks against these streams' schemas (the catalog's), once."""
@@ -404,3 +454,122 @@ class ConversationTurnsStream(_PolyAIStream):
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Never called by the SDK: records come through `emit_turns_of`."""
         return ()
+
+
+class ConversationDetailsStream(_PolyAIStream):
+    """PolyAI's summary, PolyScore, tags, language, direction and function events: one row per
+    finished conversation, from the Agents API's conversation detail (`details.py`).
+
+    Off unless selected (one extra request per conversation). A child of `conversations`, fed
+    like `conversation_turns`: `ConversationsStream` hands it each conversation it writes
+    (`request`) and, per window, the answered details (`write`) before that window's
+    checkpoint. Its bookmark is the parent's; a re-read conversation's detail is read again and
+    replaces the row (upsert on `conversation_id`).
+    """
+
+    name = "conversation_details"
+    parent_stream_type = ConversationsStream
+    primary_keys = ("conversation_id",)
+    replication_key = REPLICATION_KEY
+    is_sorted = False
+    selected_by_default = False
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    schema = CONVERSATION_DETAILS_SCHEMA
+
+    _announced = False
+    _drift: SchemaDrift | None = None
+
+    @functools.cached_property
+    def _settings(self) -> Settings:
+        return self._tap.settings  # type: ignore[attr-defined]
+
+    @functools.cached_property
+    def _rule(self) -> SettleRule:
+        return SettleRule(self._settings.details_settle, self._tap.sync_started_at)  # type: ignore[attr-defined]
+
+    def stage(self, client: PolyAIClient) -> DetailStage[Window]:
+        """A fetch stage for one project's sync; announces this stream's SCHEMA once."""
+        if not self._announced:
+            self._announced = True
+            self._write_schema_message()
+        if self._drift is None:
+            self._drift = SchemaDrift(
+                self.effective_schema,
+                None,
+                {},
+                mode=self._settings.on_schema_mismatch,
+                logger=self.logger,
+                stream=self.name,
+                required=("conversation_id", "started_at"),
+            )
+        return DetailStage(client.detail, workers=self._settings.max_concurrency)
+
+    def request(
+        self,
+        stage: DetailStage[Window],
+        project: Project,
+        conversation: Record,
+        hold: BookmarkHold,
+    ) -> None:
+        """Ask for a finished conversation's detail, or hold the bookmark until it settles."""
+        if conversation.get("in_progress") is not False:
+            return  # in progress: `BookmarkHold.observe` holds the bookmark already
+        if self._rule.worth_reading(conversation) or not self._hold(conversation, hold):
+            stage.submit(project, _list_fields(conversation))
+
+    def write(
+        self,
+        project: Project,
+        results: list[tuple[t.Mapping[str, t.Any], t.Any]],
+        hold: BookmarkHold,
+    ) -> None:
+        """The details of one window: settled ones written, the others hold the bookmark."""
+        drift = t.cast(SchemaDrift, self._drift)
+        rows = []
+        for conversation, detail in results:
+            if not self._rule.settled(detail) and self._hold(conversation, hold):
+                continue
+            row = drift.conform(record_of(extract(detail.body), conversation), project.label)
+            if drift.take_changes():
+                self._announce_schema(drift.conversation_schema)
+            rows.append(blank_dates_to_null(row))
+        if rows:
+            self._write_records(rows)
+
+    def _hold(self, conversation: t.Mapping[str, t.Any], hold: BookmarkHold) -> bool:
+        """Hold the bookmark at the conversation; False when it is too old to hold (cap)."""
+        started = conversation.get("started_at")
+        try:
+            started_at = parse_datetime(started) if isinstance(started, str) else None
+        except ValueError:
+            started_at = None
+        if started_at is not None and hold.hold_at(started_at):
+            return True
+        self.logger.warning(
+            "Conversation %s: its detail has not settled (no finishedAt %s ago), and it started "
+            "before 'in_progress_hold_hours'; loading the detail as it is.",
+            conversation.get("id"),
+            self._rule.settle,
+        )
+        return False
+
+    def summary(self, project_label: str) -> str:
+        drift = self._drift
+        return drift.summary(project_label) if drift is not None else ""
+
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
+        """No state of its own: the parent's per-project bookmark governs it."""
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Never called by the SDK: records come through `write`."""
+        return ()
+
+
+def _list_fields(conversation: Record) -> dict[str, t.Any]:
+    """What a detail request keeps of the list's record (not the turns)."""
+    return {
+        key: conversation.get(key)
+        for key in ("id", "account_id", "project_id", "started_at", "total_duration")
+    }

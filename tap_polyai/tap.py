@@ -24,7 +24,11 @@ from tap_polyai.output import BufferedMsgSpecWriter
 from tap_polyai.preflight import check_projects
 from tap_polyai.settings import CONFIG_SCHEMA, SECRET_SETTINGS, Settings, load_settings
 from tap_polyai.state import InvalidStateError, check_state
-from tap_polyai.streams import ConversationsStream, ConversationTurnsStream
+from tap_polyai.streams import (
+    ConversationDetailsStream,
+    ConversationsStream,
+    ConversationTurnsStream,
+)
 
 # Errors whose message says all an operator needs: one ERROR line, no traceback (but at DEBUG).
 NAMED_ERRORS = (PolyAIError, InvalidStateError, InvalidConversationError, ConfigValidationError)
@@ -236,7 +240,11 @@ class TapPolyAI(Tap):
         ctx.exit(0 if passed else 1)
 
     def discover_streams(self) -> list[Stream]:
-        return [ConversationsStream(self), ConversationTurnsStream(self)]
+        return [
+            ConversationsStream(self),
+            ConversationTurnsStream(self),
+            ConversationDetailsStream(self),
+        ]
 
 
 if __name__ == "__main__":

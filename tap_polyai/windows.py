@@ -250,6 +250,15 @@ class BookmarkHold:
         if self.held_at is None or started_at < self.held_at:
             self.held_at = started_at
 
+    def hold_at(self, started_at: dt.datetime) -> bool:
+        """Hold the bookmark at a conversation to read again next run (a detail not settled,
+        `details.py`); False, and no hold, when it started before `in_progress_hold_hours`."""
+        if started_at < self._oldest_held:
+            return False
+        if self.held_at is None or started_at < self.held_at:
+            self.held_at = started_at
+        return True
+
     def bookmark_after(self, window: Window) -> dt.datetime:
         """Where the bookmark may stand once `window` and all windows before it are complete."""
         return window.end if self.held_at is None else min(self.held_at, window.end)

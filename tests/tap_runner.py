@@ -68,6 +68,18 @@ def discover(config: dict[str, t.Any]) -> dict[str, t.Any]:
     return t.cast(dict[str, t.Any], TapPolyAI(config=config).catalog_dict)
 
 
+def selecting(catalog: dict[str, t.Any], *streams: str) -> dict[str, t.Any]:
+    """`catalog` (a copy) with `streams` selected too, e.g. `conversation_details`, which is
+    off by default."""
+    catalog = copy.deepcopy(catalog)
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] in streams:
+            for item in entry["metadata"]:
+                if not item["breadcrumb"]:
+                    item["metadata"]["selected"] = True
+    return catalog
+
+
 def parse_messages(stdout: bytes | str) -> list[dict[str, t.Any]]:
     text = stdout.decode() if isinstance(stdout, bytes) else stdout
     # Split on "\n" only, as Singer targets do: str.splitlines() would also split on U+0085 and
@@ -109,14 +121,23 @@ def run_cli(
 
 
 def run_cli_until_killed(
-    config: dict[str, t.Any], tmp_path: Path, *, states: int
+    config: dict[str, t.Any],
+    tmp_path: Path,
+    *,
+    states: int,
+    catalog: dict[str, t.Any] | None = None,
 ) -> list[dict[str, t.Any]]:
     """Run the CLI and SIGKILL it once it has written `states` STATE messages: what a crashed
     run left on its stdout, parsed."""
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config))
+    extra: list[str] = []
+    if catalog is not None:
+        catalog_file = tmp_path / "catalog.json"
+        catalog_file.write_text(json.dumps(catalog))
+        extra = ["--catalog", str(catalog_file)]
     proc = subprocess.Popen(
-        [*TAP_COMMAND, "--config", str(config_file)],
+        [*TAP_COMMAND, "--config", str(config_file), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )

@@ -6,6 +6,7 @@ import atexit
 
 from conftest import make_emulator, tap_config
 from singer_sdk.testing import get_tap_test_class
+from tap_runner import discover, selecting
 
 from tap_polyai.tap import TapPolyAI
 
@@ -15,4 +16,10 @@ _EMULATOR = make_emulator()
 _EMULATOR.start()
 atexit.register(_EMULATOR.stop)
 
-TestTapPolyAI = get_tap_test_class(tap_class=TapPolyAI, config=tap_config(_EMULATOR))
+# Every stream selected, `conversation_details` (off by default) too, so the suite covers it.
+_CONFIG = tap_config(_EMULATOR)
+TestTapPolyAI = get_tap_test_class(
+    tap_class=TapPolyAI,
+    config=_CONFIG,
+    catalog=selecting(discover(_CONFIG), "conversation_details"),
+)

@@ -11,10 +11,13 @@ Typical use::
     convs = generate_conversations("ws-a", "PROJECT-a", count=200, start=t0, end=t1)
     with Emulator(projects={("ws-a", "PROJECT-a"): convs}, clock=Clock(t1)) as emu:
         requests.get(emu.url("ws-a", "PROJECT-a"), headers={"x-api-key": "test-key"})
+        # one conversation's detail (Agents API), as PolyAI's /v1/agents/{agentId}/... serves it
+        requests.get(emu.detail_url("PROJECT-a", convs[0].id), headers={"x-api-key": "test-key"})
 """
 
 from .clock import Clock
 from .data import StoredConversation, format_ts, generate_conversations, parse_ts
+from .details import SUMMARY_DELAY, detail_view
 from .drift import apply_drift
 from .faults import FAULT_KINDS, Fault, Faults
 from .server import Emulator
@@ -22,6 +25,7 @@ from .store import ApiError, Query, parse_query
 
 __all__ = [
     "FAULT_KINDS",
+    "SUMMARY_DELAY",
     "ApiError",
     "Clock",
     "Emulator",
@@ -30,6 +34,7 @@ __all__ = [
     "Query",
     "StoredConversation",
     "apply_drift",
+    "detail_view",
     "format_ts",
     "generate_conversations",
     "parse_query",

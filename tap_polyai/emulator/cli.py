@@ -57,7 +57,10 @@ def _end(value: str) -> datetime:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="polyai-emulator",
-        description="Local emulator of PolyAI's Conversations API (GET .../conversations).",
+        description=(
+            "Local emulator of PolyAI's Conversations API (GET .../conversations) and of the "
+            "Agents API's conversation detail (GET /v1/agents/{project}/conversations/{id})."
+        ),
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         chunked=args.chunked,
         host=args.host,
         port=args.port,
+        detail_drift=args.drift,
     )
     for i, (account, project) in enumerate(args.projects):
         convs = generate_conversations(

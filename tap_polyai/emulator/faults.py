@@ -3,8 +3,9 @@
 Why a queue of one-shot faults: retry logic is tested by saying "the next request fails like
 this, then things recover" and asserting on the request log, without timing games. Faults are
 taken in FIFO order by API requests only (never by the ``/_emulator/`` admin endpoints), and
-can be restricted to one project. ``latency_ms`` is the persistent per-request delay used by
-benchmarks to make page round-trips realistic.
+can be restricted to one project and to one endpoint (``"conversations"``, the list, or
+``"details"``, the Agents API's conversation detail). ``latency_ms`` is the persistent
+per-request delay used by benchmarks to make page round-trips realistic.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 
 __all__ = ["FAULT_KINDS", "Fault", "Faults", "RetryAfter"]
 
+ENDPOINTS = ("conversations", "details")
 FAULT_KINDS = ("rate_limit", "server_error", "truncate", "reset", "invalid_json", "latency")
 
 #: ``Retry-After`` value: seconds (int/float/str sent verbatim), an absolute ``datetime`` or a
@@ -33,6 +35,7 @@ class Fault:
     retry_after: RetryAfter = "1"  # rate_limit
     seconds: float = 1.0  # latency
     chunked: bool | None = None  # truncate: None = whatever the response would have used
+    endpoint: str | None = None  # "conversations" or "details"; None: either
 
 
 class Faults:
@@ -53,6 +56,7 @@ class Faults:
         retry_after: RetryAfter = "1",
         seconds: float = 1.0,
         chunked: bool | None = None,
+        endpoint: str | None = None,
     ) -> Fault:
         """Queue a fault for the next ``times`` matching requests and return it."""
         if kind not in FAULT_KINDS:
@@ -61,15 +65,19 @@ class Faults:
             raise ValueError("times must be >= 1")
         if kind == "server_error" and not 500 <= status <= 599:
             raise ValueError("server_error status must be 5xx")
-        fault = Fault(kind, times, project_id, status, retry_after, seconds, chunked)
+        if endpoint not in (None, *ENDPOINTS):
+            raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
+        fault = Fault(kind, times, project_id, status, retry_after, seconds, chunked, endpoint)
         with self._lock:
             self._queue.append(fault)
         return fault
 
-    def take(self, project_id: str | None) -> Fault | None:
-        """Consume one use of the first fault matching ``project_id`` (None if none)."""
+    def take(self, project_id: str | None, endpoint: str = "conversations") -> Fault | None:
+        """Consume one use of the first fault matching ``project_id`` and ``endpoint``."""
         with self._lock:
             for i, fault in enumerate(self._queue):
+                if fault.endpoint not in (None, endpoint):
+                    continue
                 if fault.project_id is None or fault.project_id == project_id:
                     fault.times -= 1
                     if fault.times <= 0:

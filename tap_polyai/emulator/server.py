@@ -31,6 +31,7 @@ import msgspec
 
 from .clock import Clock
 from .data import StoredConversation, format_ts, parse_ts
+from .details import SUMMARY_DELAY, detail_view
 from .faults import Fault, Faults, RetryAfter
 from .store import ApiError, Page, ProjectStore, parse_query
 
@@ -40,6 +41,8 @@ UTC = timezone.utc
 ProjectKey = tuple[str, str]
 
 _API_PATH = re.compile(r"^/(v1|v2|v3)/([^/]+)/([^/]+)/conversations/?$")
+# The Agents API's conversation detail; agentId is the project id (Agent ID).
+_DETAIL_PATH = re.compile(r"^/v1/agents/([^/]+)/conversations/([^/]+)/?$")
 _CHUNK = 64 * 1024
 _SERVER_ERROR_CODES = {
     500: "INTERNAL_SERVER_ERROR",
@@ -179,12 +182,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- the API -------------------------------------------------------------------------------
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header from the emulator's clock: the API's "now" (clients may use it)."""
+        if timestamp is None:
+            timestamp = self.server.emulator.clock.now().timestamp()
+        return email.utils.formatdate(timestamp, usegmt=True)
+
     def _api(self, method: str, path: str, params: dict[str, list[str]], corr: str) -> None:
         emu = self.server.emulator
+        detail = _DETAIL_PATH.match(path)
+        if detail is not None:
+            self._detail(method, path, detail.group(1), detail.group(2), corr)
+            return
         match = _API_PATH.match(path)
         version, account_id, project_id = match.groups() if match else (None, None, None)
         entry: dict[str, Any] = {
             "time": time.monotonic(),
+            "endpoint": "conversations",
             "method": method,
             "path": path,
             "version": version,
@@ -220,6 +234,54 @@ class _Handler(BaseHTTPRequestHandler):
             emu._served(page.ids)
             entry["status"] = 200
             self._send_page(page, corr, truncate)
+        except ApiError as exc:
+            entry["status"] = exc.status
+            self._send_error(exc.status, exc.code, exc.message, corr)
+
+    def _detail(
+        self, method: str, path: str, agent_id: str, conversation_id: str, corr: str
+    ) -> None:
+        """One conversation's detail: same keys, faults, visibility and clock as the list."""
+        emu = self.server.emulator
+        entry: dict[str, Any] = {
+            "time": time.monotonic(),
+            "endpoint": "details",
+            "method": method,
+            "path": path,
+            "version": "v1",
+            "account_id": None,
+            "project_id": agent_id,
+            "conversation_id": conversation_id,
+            "params": {},
+            "status": None,
+            "fault": None,
+            "returned": 0,
+        }
+        emu._log(entry)
+        try:
+            if method != "GET":
+                raise ApiError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here.")
+            if emu.faults.latency_ms > 0:
+                time.sleep(emu.faults.latency_ms / 1000.0)
+            fault = emu.faults.take(agent_id, "details")
+            if fault is not None:
+                entry["fault"] = fault.kind
+                if fault.kind == "truncate":
+                    fault = Fault("reset")  # a detail is small: cut short is a reset
+                if self._apply_fault(fault, corr, entry):
+                    return
+            account_id = emu._authorize_agent(agent_id, self.headers.get("x-api-key"))
+            entry["account_id"] = account_id
+            now = emu.clock.now()
+            conv = emu._stores[(account_id, agent_id)].get(conversation_id)
+            if conv is None or not conv.is_visible(now):
+                raise ApiError(404, "CONVERSATIONS_NOT_FOUND", "Conversation ID does not exist.")
+            payload = detail_view(
+                conv, now, summary_delay=emu.summary_delay, drift=emu.detail_drift
+            )
+            entry["returned"] = 1
+            entry["status"] = 200
+            self._send_json(200, payload, corr)
         except ApiError as exc:
             entry["status"] = exc.status
             self._send_error(exc.status, exc.code, exc.message, corr)
@@ -384,6 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
                 retry_after=retry_after,
                 seconds=float(payload.get("seconds", 1.0)),
                 chunked=payload.get("chunked"),
+                endpoint=payload.get("endpoint"),
             )
         except (ValueError, TypeError) as exc:
             raise ApiError(400, "BAD_REQUEST", str(exc)) from None
@@ -407,6 +470,10 @@ class Emulator:
     Keys in ``api_keys`` are per project; a project without one accepts ``default_api_key``.
     ``pagination`` maps a project to ``"cursor"`` or ``"offset"``; unconfigured projects use
     cursor style on v3 and offset style (no ``cursor`` key at all) on v1/v2.
+
+    The same server also answers the Agents API's conversation detail
+    (``/v1/agents/{project_id}/conversations/{id}``, see :mod:`.details`), with the project's
+    key unless ``agents_api_keys`` gives that project (by project id) a key of its own.
     """
 
     def __init__(
@@ -423,8 +490,14 @@ class Emulator:
         pretty: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        agents_api_keys: dict[str, str] | None = None,
+        summary_delay: timedelta = SUMMARY_DELAY,
+        detail_drift: bool = False,
     ) -> None:
         self.clock = clock if clock is not None else Clock()
+        self.agents_api_keys: dict[str, str] = dict(agents_api_keys or {})
+        self.summary_delay = summary_delay
+        self.detail_drift = detail_drift
         self.faults = Faults(latency_ms)
         self.api_keys: dict[ProjectKey, str] = dict(api_keys or {})
         self.default_api_key = default_api_key
@@ -538,6 +611,19 @@ class Emulator:
         """Full URL of the conversations endpoint for a project."""
         return f"{self.base_url}/{version}/{account_id}/{project_id}/conversations"
 
+    def detail_url(self, project_id: str, conversation_id: str) -> str:
+        """Full URL of one conversation's detail (the Agents API; agentId is the project id)."""
+        return f"{self.base_url}/v1/agents/{project_id}/conversations/{conversation_id}"
+
+    def detail(self, account_id: str, project_id: str, conversation_id: str) -> dict[str, Any]:
+        """What the detail endpoint would return right now for a conversation (KeyError if
+        the API would answer 404)."""
+        conv = self._stores[(account_id, project_id)].get(conversation_id)
+        now = self.clock.now()
+        if conv is None or not conv.is_visible(now):
+            raise KeyError(conversation_id)
+        return detail_view(conv, now, summary_delay=self.summary_delay, drift=self.detail_drift)
+
     # -- truth and statistics ------------------------------------------------------------------
 
     def visible(
@@ -592,6 +678,33 @@ class Emulator:
         expected = self.api_keys.get((account_id, project_id), self.default_api_key)
         if key != expected:
             raise ApiError(403, "FORBIDDEN", "This API key has no access to this project.")
+
+    def _authorize_agent(self, project_id: str, key: str | None) -> str:
+        """As `_authorize`, for the Agents API: the agent is the project; returns its account.
+
+        The key is the project's own (or the default key), unless `agents_api_keys` gives the
+        project an Agents API key of its own.
+        """
+        if not key:
+            raise ApiError(401, "UNAUTHORIZED", "Missing API key (x-api-key header).")
+        accounts = [a for a, p in self._stores if p == project_id]
+        default_in_use = any(k not in self.api_keys for k in self._stores) or not self._stores
+        known = (
+            key in self.api_keys.values()
+            or key in self.agents_api_keys.values()
+            or (key == self.default_api_key and default_in_use)
+        )
+        if not known:
+            raise ApiError(401, "UNAUTHORIZED", "Invalid API key.")
+        if not accounts:
+            raise ApiError(404, "AGENT_NOT_FOUND", "Agent ID does not exist.")
+        account_id = accounts[0]
+        expected = self.agents_api_keys.get(
+            project_id, self.api_keys.get((account_id, project_id), self.default_api_key)
+        )
+        if key != expected:
+            raise ApiError(403, "FORBIDDEN", "This API key has no access to this agent.")
+        return account_id
 
     def _pagination_style(self, version: str, account_id: str, project_id: str) -> str:
         style = self.pagination.get((account_id, project_id))

@@ -392,6 +392,10 @@ class ProjectStore:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def get(self, conversation_id: str) -> StoredConversation | None:
+        entry = self._by_id.get(conversation_id)
+        return entry.conv if entry is not None else None
+
     def warm(self, now: datetime, include_latency: bool) -> None:
         """Pre-encode every conversation finished at ``now`` (first pages then cost no JSON)."""
         for entry in self._entries:

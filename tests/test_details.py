@@ -1,0 +1,279 @@
+"""conversation_details: one Agents API request per finished conversation, settled, complete.
+
+The expected rows are built here from the emulator's detail with the OpenAPI's field names
+written out, not with the tap's own camelCase conversion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from pathlib import Path
+
+import pytest
+from conftest import ACCOUNT, KEYS, NOW, PROJECTS, live_conversations, make_emulator, tap_config
+from tap_runner import (
+    assert_records_match_announced_schemas,
+    bookmark,
+    discover,
+    run_cli_until_killed,
+    run_tap,
+    selecting,
+)
+
+from tap_polyai.emulator import Emulator, parse_ts
+from tap_polyai.errors import PolyAIError
+from tap_polyai.settings import load_settings
+
+STREAM = "conversation_details"
+SETTLE = dt.timedelta(minutes=30)  # the default `details_settle_minutes`
+# ConversationDetailResponse's fields that `conversations` lacks, and their column names.
+COLUMNS = {
+    "conversationId": "conversation_id",
+    "accountId": "account_id",
+    "projectId": "project_id",
+    "startedAt": "started_at",
+    "createdAt": "created_at",
+    "finishedAt": "finished_at",
+    "duration": "duration",
+    "language": "language",
+    "direction": "direction",
+    "tags": "tags",
+    "polyScore": "poly_score",
+    "shortSummary": "short_summary",
+    "note": "note",
+    "deploymentId": "deployment_id",
+    "audioUrl": "audio_url",
+    "functionEvents": "function_events",
+}
+
+
+def details_catalog(config: dict[str, t.Any]) -> dict[str, t.Any]:
+    return selecting(discover(config), STREAM)
+
+
+def expected_row(emulator: Emulator, project_id: str, conversation_id: str) -> dict[str, t.Any]:
+    detail = emulator.detail(ACCOUNT, project_id, conversation_id)
+    return {column: detail[field] for field, column in COLUMNS.items() if field in detail}
+
+
+def settled(emulator: Emulator, project_id: str, conversation_id: str) -> bool:
+    detail = emulator.detail(ACCOUNT, project_id, conversation_id)
+    finished = detail.get("finishedAt")
+    return bool(finished) and parse_ts(finished) + SETTLE <= emulator.clock.now()
+
+
+def expected_rows(emulator: Emulator) -> dict[str, dict[str, t.Any]]:
+    """Every finished live conversation of the range whose detail has settled, by id."""
+    return {
+        cid: expected_row(emulator, conv["project_id"], cid)
+        for cid, conv in live_conversations(emulator).items()
+        if not conv["in_progress"] and settled(emulator, conv["project_id"], cid)
+    }
+
+
+def detail_requests(emulator: Emulator) -> list[dict[str, t.Any]]:
+    return [r for r in emulator.requests if "/v1/agents/" in r["path"]]
+
+
+def test_off_by_default_and_a_deselected_run_makes_no_detail_request(emulator: Emulator) -> None:
+    config = tap_config(emulator)
+    catalog = discover(config)
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == STREAM)
+    root = next(m["metadata"] for m in entry["metadata"] if not m["breadcrumb"])
+    assert root["selected-by-default"] is False
+    assert root["selected"] is False
+    assert list(entry["key_properties"]) == ["conversation_id"]
+    run = run_tap(config)
+    assert run.records()
+    assert run.records(STREAM) == []
+    assert STREAM not in [m["stream"] for m in run.of_type("SCHEMA")]
+    assert detail_requests(emulator) == []
+
+
+def test_one_row_per_settled_finished_conversation_equal_to_the_api(emulator: Emulator) -> None:
+    config = tap_config(emulator)
+    run = run_tap(config, catalog=details_catalog(config))
+    assert_records_match_announced_schemas(run)
+    rows = {r["conversation_id"]: r for r in run.records(STREAM)}
+    assert len(rows) == len(run.records(STREAM)), "one row per conversation"
+    expected = expected_rows(emulator)
+    assert len(expected) > 300
+    assert rows == expected
+    assert any(r.get("poly_score") is not None and r.get("short_summary") for r in rows.values())
+    # Exactly one request per finished conversation read; none for those in progress.
+    finished = [c["id"] for c in run.records() if c["in_progress"] is False]
+    requested = [r["path"].rsplit("/", 1)[1] for r in detail_requests(emulator)]
+    assert sorted(requested) == sorted(finished)
+    running = {c["id"] for c in run.records() if c["in_progress"]}
+    assert running
+    assert not running & set(rows)
+    # The list's fields are not repeated.
+    assert not {"channel", "from_number", "turns", "metrics", "total_duration"} & {
+        k for r in rows.values() for k in r
+    }
+
+
+def test_a_detail_waits_for_its_summary_and_holds_the_bookmark_until_then() -> None:
+    with make_emulator() as emulator:
+        running = next(
+            c
+            for c in live_conversations(emulator).values()
+            if c["in_progress"] and c["project_id"] == "PROJECT-alpha"
+        )
+        stored = emulator._stores[(ACCOUNT, "PROJECT-alpha")].get(running["id"])
+        assert stored is not None
+        # Five minutes after the call ended: finished, but PolyAI's summary is not there yet.
+        emulator.clock.set(stored.ended_at + dt.timedelta(minutes=5))
+        config = tap_config(emulator)
+        catalog = details_catalog(config)
+        early = run_tap(config, catalog=catalog)
+        assert running["id"] in {c["id"] for c in early.records() if not c["in_progress"]}
+        assert running["id"] not in {r["conversation_id"] for r in early.records(STREAM)}
+        held = bookmark(early.final_state, "PROJECT-alpha")
+        assert held is not None
+        assert parse_ts(held) <= parse_ts(running["started_at"])
+
+        emulator.clock.set(stored.ended_at + SETTLE + dt.timedelta(minutes=1))
+        later = run_tap(tap_config(emulator), state=early.final_state, catalog=catalog)
+        rows = {r["conversation_id"]: r for r in later.records(STREAM)}
+        assert rows[running["id"]] == expected_row(emulator, "PROJECT-alpha", running["id"])
+        assert rows[running["id"]]["short_summary"]
+        assert rows[running["id"]]["poly_score"] is not None
+
+
+def test_a_sync_killed_and_faulted_ends_with_every_detail_exactly_once(tmp_path: Path) -> None:
+    """The runs a user schedules: one killed with SIGKILL, its resumption through 429s and
+    5xx on both hosts, and a later one once the calls in progress have finished."""
+    with make_emulator(latency_ms=15) as emulator:
+        config = tap_config(emulator, max_concurrency=1)
+        catalog = details_catalog(config)
+        killed = run_cli_until_killed(config, tmp_path, states=4, catalog=catalog)
+        last = max(i for i, m in enumerate(killed) if m["type"] == "STATE")
+        checkpoint = killed[last]["value"]
+        before = killed[:last]
+        # The checkpoint passes no conversation whose detail is not written before it.
+        written = {
+            m["record"]["conversation_id"]
+            for m in before
+            if m["type"] == "RECORD" and m["stream"] == STREAM
+        }
+        assert bookmark(checkpoint, "PROJECT-alpha") is not None
+        for project in PROJECTS:
+            mark = bookmark(checkpoint, project)
+            if mark is None:
+                continue  # not started when killed
+            covered = {
+                cid
+                for cid, conv in expected_rows(emulator).items()
+                if conv["project_id"] == project and parse_ts(conv["started_at"]) < parse_ts(mark)
+            }
+            assert covered, project
+            assert covered <= written, project
+
+        emulator.reset_stats()
+        emulator.faults.add("rate_limit", times=3, endpoint="details", retry_after="0")
+        emulator.faults.add("server_error", times=2, endpoint="details", status=503)
+        emulator.faults.add("reset", times=1, endpoint="details")
+        emulator.faults.add("server_error", times=2, endpoint="conversations", status=502)
+        resumed = run_tap(config, state=checkpoint, catalog=catalog)
+        assert len(emulator.faults) == 0
+        finished = [c["id"] for c in resumed.records() if c["in_progress"] is False]
+        answered = [r for r in detail_requests(emulator) if r["status"] == 200]
+        assert sorted(r["conversation_id"] for r in answered) == sorted(finished)
+        assert len(detail_requests(emulator)) == len(finished) + 6, "+ one per fault"
+
+        # Hours later every call in progress has ended and settled: the next run loads them.
+        emulator.clock.set(NOW + dt.timedelta(hours=7))
+        later = run_tap(tap_config(emulator), state=resumed.final_state, catalog=catalog)
+        rows: dict[str, dict[str, t.Any]] = {}
+        for run in (before, resumed.messages, later.messages):
+            for message in run:
+                if message["type"] == "RECORD" and message["stream"] == STREAM:
+                    rows[message["record"]["conversation_id"]] = message["record"]
+        expected = expected_rows(emulator)
+        in_progress_at_first = {c["id"] for c in resumed.records() if c["in_progress"]}
+        assert in_progress_at_first
+        assert in_progress_at_first <= set(expected)
+        assert rows == expected
+
+
+def test_keys_and_hosts_of_the_agents_api() -> None:
+    base = {"account_id": ACCOUNT, "project_id": "PROJECT-alpha", "api_key": "k"}
+    base["start_date"] = "2026-01-01T00:00:00Z"
+    for region, host in [
+        ("us-1", "https://api.us.poly.ai"),
+        ("uk-1", "https://api.uk.poly.ai"),
+        ("euw-1", "https://api.eu.poly.ai"),
+    ]:
+        assert load_settings({**base, "region": region}).agents_base_url == host
+    proxied = load_settings({**base, "api_url": "http://127.0.0.1:9/polyai/v3"})
+    assert proxied.agents_base_url == "http://127.0.0.1:9/polyai"
+    own = load_settings({**base, "api_url": "http://a:1", "agents_api_url": "https://b/v1/"})
+    assert own.agents_base_url == "https://b"
+    settings = load_settings(
+        {
+            **base,
+            "agents_api_key": "top",
+            "projects": [
+                {"account_id": ACCOUNT, "project_id": "P2", "agents_api_key": "own"},
+                {"account_id": ACCOUNT, "project_id": "P3", "api_key": "k3"},
+            ],
+        }
+    )
+    assert [p.agents_api_key for p in settings.projects] == ["top", "own", "top"]
+    assert load_settings(base).projects[0].agents_api_key == "k"
+    assert "k" not in repr(load_settings(base).projects[0])
+    assert load_settings(base).details_settle == SETTLE
+
+
+def test_a_project_with_its_own_agents_api_key() -> None:
+    with make_emulator(agents_api_keys={"PROJECT-beta": "agents-beta-5e1"}) as emulator:
+        config = tap_config(emulator)
+        config["projects"][1]["agents_api_key"] = "agents-beta-5e1"
+        run = run_tap(config, catalog=details_catalog(config))
+        assert {r["project_id"] for r in run.records(STREAM)} == set(PROJECTS)
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "words"),
+    [
+        ({"agents_api_key": "wrong-key-123"}, 401, ["agents_api_key", "rejected"]),
+        ({"agents_api_key": KEYS["PROJECT-beta"]}, 403, ["agents_api_key", "not allowed"]),
+        ({"agents_api_url": "{base}/elsewhere"}, 404, ["agents_api_url", "not found"]),
+    ],
+)
+def test_auth_and_host_errors_name_the_host_and_the_setting(
+    emulator: Emulator, change: dict[str, str], status: int, words: list[str]
+) -> None:
+    change = {k: v.format(base=emulator.base_url) for k, v in change.items()}
+    config = tap_config(
+        emulator,
+        projects=[{"account_id": ACCOUNT, "project_id": "PROJECT-alpha"}],
+        max_concurrency=1,
+        **change,
+    )
+    with pytest.raises(PolyAIError) as failure:
+        run_tap(config, catalog=details_catalog(config))
+    message = str(failure.value)
+    assert f"HTTP {status} from 127.0.0.1:{emulator.port}" in message
+    assert f"{ACCOUNT}/PROJECT-alpha" in message
+    assert "error_id=" in message
+    for word in words:
+        assert word in message
+    for key in (*KEYS.values(), "wrong-key-123"):
+        assert key not in message
+    assert [r["status"] for r in detail_requests(emulator)] == [status], "no retry"
+
+
+def test_detail_drift_is_coerced_and_new_fields_are_declared() -> None:
+    with make_emulator(detail_drift=True) as emulator:
+        config = tap_config(emulator)
+        run = run_tap(config, catalog=details_catalog(config))
+        assert_records_match_announced_schemas(run)
+        rows = run.records(STREAM)
+        assert all(isinstance(r.get("poly_score"), (float, type(None))) for r in rows)
+        assert any(r.get("call_outcome") for r in rows)
+        schemas = [m["schema"] for m in run.of_type("SCHEMA", STREAM)]
+        assert "call_outcome" not in schemas[0]["properties"]
+        assert "call_outcome" in schemas[-1]["properties"]
