@@ -45,6 +45,7 @@ from tap_polyai.transport import KeyedSession, KeyGuardRefused
 from tap_polyai.windows import Window
 
 MAX_BACKOFF_SECONDS = 60.0
+AGENTS_URL_SETTING = "'agents_api_url' (default from 'region', or 'api_url')"
 
 # Transport failures worth retrying. requests wraps most urllib3 errors; a body cut short
 # while streaming surfaces as ChunkedEncodingError or ConnectionError.
@@ -98,13 +99,20 @@ class PolyAIClient:
         self.gate = RateGate()
         self.pool = AdaptivePool(settings.max_concurrency, logger)
 
-    def _session(self) -> KeyedSession:
-        # requests.Session is not safe to share between threads: one per worker thread. It
-        # only talks to the configured origin and follows no redirect (transport.py).
-        session = getattr(self._local, "session", None)
+    def _session(self, base_url: str | None = None) -> KeyedSession:
+        # requests.Session is not safe to share between threads: one per worker thread and
+        # origin. Each only talks to its configured origin and follows no redirect
+        # (transport.py): the list's (`api_url`/`region`), the Agents API's (`agents_api_url`).
+        sessions: dict[str, KeyedSession] | None = getattr(self._local, "sessions", None)
+        if sessions is None:
+            sessions = self._local.sessions = {}
+        base = base_url or self._settings.base_url
+        session = sessions.get(base)
         if session is None:
-            session = KeyedSession(self._settings.base_url)
-            self._local.session = session
+            setting = (
+                "'api_url'/'region'" if base == self._settings.base_url else AGENTS_URL_SETTING
+            )
+            session = sessions[base] = KeyedSession(base, setting)
         return session
 
     def url(self, project: Project) -> str:
@@ -208,7 +216,14 @@ class PolyAIClient:
         attempt = 0
         while True:
             try:
-                response = self._send(url, None, project.agents_api_key, stop, stream=False)
+                response = self._send(
+                    url,
+                    None,
+                    project.agents_api_key,
+                    stop,
+                    stream=False,
+                    base_url=self._settings.agents_base_url,
+                )
                 with response:
                     classify_detail_response(response, project, conversation_id)
                     self.pool.succeeded()
@@ -221,6 +236,8 @@ class PolyAIClient:
                         msg = f"conversation {conversation_id}: the detail is not a JSON object"
                         raise BrokenBodyError(msg)
                     return Detail(body, _server_date(response))
+            except KeyGuardRefused as exc:
+                raise PolyAIError(f"Project {project.label}: {exc}") from None
             except (RetriableError, *_TRANSIENT) as exc:
                 attempt += 1
                 self._wait_to_retry(exc, attempt, project)
@@ -233,6 +250,7 @@ class PolyAIClient:
         stop: threading.Event | None,
         *,
         stream: bool = True,
+        base_url: str | None = None,
     ) -> requests.Response:
         """One GET through the shared gate and pool; the slot is held until the headers are in."""
         self.gate.wait()
@@ -241,7 +259,7 @@ class PolyAIClient:
         with self.pool.slot(stop):
             if stop is not None and stop.is_set():
                 raise Cancelled
-            return self._session().get(
+            return self._session(base_url).get(
                 url,
                 params=params,
                 headers={"x-api-key": key, "Accept": "application/json"},

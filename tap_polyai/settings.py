@@ -464,6 +464,36 @@ def _url_problem(text: str, name: str = "api_url") -> str | None:
     return None if problem is None else f"Setting '{name}' {problem}."
 
 
+def _plain_http_allowed(
+    name: str,
+    scheme: str,
+    host: str | None,
+    *,
+    config: t.Mapping[str, t.Any],
+    errors: list[str],
+    notices: list[tuple[int, str]],
+) -> bool:
+    """Plain http carries the key in clear text: only to loopback, or with allow_insecure_http."""
+    host = host or ""
+    if scheme.lower() != "http" or is_loopback(host):
+        return True
+    if config.get("allow_insecure_http") is not True:
+        errors.append(
+            f"Setting '{name}' uses plain http to {host}, which is not a loopback host: the "
+            "API key would travel in clear text. Use https, or set 'allow_insecure_http' to "
+            "true if the network path is trusted."
+        )
+        return False
+    notices.append(
+        (
+            logging.WARNING,
+            f"Setting 'allow_insecure_http' is true: the API key goes to {host} over plain "
+            "http, readable by anyone on the network path.",
+        )
+    )
+    return True
+
+
 def _base_url(
     config: t.Mapping[str, t.Any], errors: list[str], notices: list[tuple[int, str]]
 ) -> str:
@@ -481,22 +511,10 @@ def _base_url(
         return ""
     parts = urlsplit(text)
     segments = [s for s in parts.path.split("/") if s]
-    host = parts.hostname or ""
-    if parts.scheme.lower() == "http" and not is_loopback(host):
-        if config.get("allow_insecure_http") is not True:
-            errors.append(
-                f"Setting 'api_url' uses plain http to {host}, which is not a loopback host: the "
-                "API key would travel in clear text. Use https, or set 'allow_insecure_http' to "
-                "true if the network path is trusted."
-            )
-            return ""
-        notices.append(
-            (
-                logging.WARNING,
-                f"Setting 'allow_insecure_http' is true: the API key goes to {host} over plain "
-                "http, readable by anyone on the network path.",
-            )
-        )
+    if not _plain_http_allowed(
+        "api_url", parts.scheme, parts.hostname, config=config, errors=errors, notices=notices
+    ):
+        return ""
     version = segments.pop() if segments and _VERSION_SEGMENT.fullmatch(segments[-1]) else None
     base = f"{parts.scheme.lower()}://{parts.netloc}" + "".join(f"/{s}" for s in segments)
     if version is not None:
@@ -534,6 +552,15 @@ def _agents_base_url(
         errors.append(problem)
         return ""
     parts = urlsplit(text)
+    if not _plain_http_allowed(
+        "agents_api_url",
+        parts.scheme,
+        parts.hostname,
+        config=config,
+        errors=errors,
+        notices=notices,
+    ):
+        return ""
     segments = [s for s in parts.path.split("/") if s]
     if segments and segments[-1] == "v1":
         segments.pop()

@@ -235,8 +235,14 @@ class TapPolyAI(Tap):
             super().cb_test(ctx, param, value)
             return
         config: _ConfigInput = ctx.params.get("config", _ConfigInput())
-        tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
-        passed = check_projects(tap.settings, tap.logger, tap.sync_started_at)
+        tap = cls(
+            config=config.config,
+            catalog=_catalog_argument(ctx),
+            parse_env_config=config.parse_env,
+            validate_config=True,
+        )
+        details = tap.streams["conversation_details"].selected
+        passed = check_projects(tap.settings, tap.logger, tap.sync_started_at, details=details)
         ctx.exit(0 if passed else 1)
 
     def discover_streams(self) -> list[Stream]:
@@ -245,6 +251,21 @@ class TapPolyAI(Tap):
             ConversationTurnsStream(self),
             ConversationDetailsStream(self),
         ]
+
+
+def _catalog_argument(ctx: click.Context) -> str | None:
+    """The `--catalog` file's path, whether click has parsed it before `--test` or not (it
+    parses options in command-line order): `--test` checks what the catalog selects."""
+    given = ctx.params.get("catalog")
+    if given is not None:
+        return str(given.name)
+    args = sys.argv[1:]
+    for index, arg in enumerate(args):
+        if arg == "--catalog" and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--catalog="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 if __name__ == "__main__":

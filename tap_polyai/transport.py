@@ -62,9 +62,10 @@ class KeyedSession(requests.Session):
     Not thread-safe, as any requests session: one per worker thread.
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, setting: str = "'api_url'/'region'") -> None:
         super().__init__()
         self.origin = origin_of(base_url)
+        self.setting = setting  # what names the origin, for messages
         self.headers["User-Agent"] = f"tap-polyai/{__version__}"
 
     def request(  # type: ignore[override]
@@ -84,7 +85,7 @@ class KeyedSession(requests.Session):
             host = urlsplit(url).netloc or "(no host)"
             raise ForeignOriginRefused(
                 f"Refused to send a request to {host}: the API key only goes to the configured "
-                f"origin {self.origin} ('api_url'/'region')."
+                f"origin {self.origin} ({self.setting})."
             )
         response = super().send(request, **kwargs)
         if 300 <= response.status_code < 400:
@@ -95,7 +96,7 @@ class KeyedSession(requests.Session):
             to = f"to {target}" if target else "without a Location"
             raise RedirectRefused(
                 f"HTTP {response.status_code} from {where}: a redirect {to}. The tap never "
-                "follows redirects (the API key would go along): fix 'api_url' or 'region' so "
+                f"follows redirects (the API key would go along): fix {self.setting} so "
                 "that it names the API host itself."
             )
         return response

@@ -7,15 +7,20 @@ written out, not with the tap's own camelCase conversion.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing as t
 from pathlib import Path
 
 import pytest
 from conftest import ACCOUNT, KEYS, NOW, PROJECTS, live_conversations, make_emulator, tap_config
+from hostile_server import SECRET, Answer, HostileServer, Seen, hostile_config, page
+from hostile_server import conversations as hostile_conversations
+from singer_sdk.exceptions import ConfigValidationError
 from tap_runner import (
     assert_records_match_announced_schemas,
     bookmark,
     discover,
+    run_cli,
     run_cli_until_killed,
     run_tap,
     selecting,
@@ -209,7 +214,7 @@ def test_keys_and_hosts_of_the_agents_api() -> None:
         assert load_settings({**base, "region": region}).agents_base_url == host
     proxied = load_settings({**base, "api_url": "http://127.0.0.1:9/polyai/v3"})
     assert proxied.agents_base_url == "http://127.0.0.1:9/polyai"
-    own = load_settings({**base, "api_url": "http://a:1", "agents_api_url": "https://b/v1/"})
+    own = load_settings({**base, "api_url": "https://a:1", "agents_api_url": "https://b/v1/"})
     assert own.agents_base_url == "https://b"
     settings = load_settings(
         {
@@ -277,3 +282,70 @@ def test_detail_drift_is_coerced_and_new_fields_are_declared() -> None:
         schemas = [m["schema"] for m in run.of_type("SCHEMA", STREAM)]
         assert "call_outcome" not in schemas[0]["properties"]
         assert "call_outcome" in schemas[-1]["properties"]
+
+
+def test_preflight_checks_the_agents_api_when_the_stream_is_selected(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = tap_config(emulator)
+    catalog_file = tmp_path / "catalog.json"
+    catalog_file.write_text(json.dumps(details_catalog(config)))
+    # `--test` before `--catalog`: click has not parsed the catalog when `--test` runs.
+    run = run_cli(config, tmp_path, "--test", "--catalog", str(catalog_file))
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("Agents API key accepted") == 2
+    assert len(detail_requests(emulator)) == 2
+
+    emulator.reset_stats()
+    run = run_cli(config, tmp_path, "--test")  # not selected: the Agents API is not asked
+    assert run.returncode == 0, run.stderr
+    assert detail_requests(emulator) == []
+
+    wrong = tap_config(emulator, agents_api_key="wrong-key-123")
+    run = run_cli(wrong, tmp_path, "--catalog", str(catalog_file), "--test")
+    assert run.returncode == 1
+    failed = [line for line in run.stderr.splitlines() if "Pre-flight FAILED" in line]
+    assert len(failed) == 2
+    assert all("HTTP 401" in line and "agents_api_key" in line for line in failed)
+    assert "wrong-key-123" not in run.stderr
+
+    # An empty range: an id that cannot exist; CONVERSATIONS_NOT_FOUND proves host and key.
+    empty = {"start_date": "2020-01-01T00:00:00Z", "end_date": "2020-01-02T00:00:00Z"}
+    run = run_cli(tap_config(emulator, **empty), tmp_path, "--catalog", str(catalog_file), "--test")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("Agents API key accepted") == 2
+    elsewhere = tap_config(emulator, agents_api_url=f"{emulator.base_url}/elsewhere", **empty)
+    run = run_cli(elsewhere, tmp_path, "--catalog", str(catalog_file), "--test")
+    assert run.returncode == 1
+    assert run.stderr.count("HTTP 404") == 2
+    assert "agents_api_url" in run.stderr
+
+
+def test_the_agents_api_host_gets_the_same_key_guard() -> None:
+    """A redirect from the detail host is refused (the key stays), and plain http to a remote
+    Agents API host needs the same opt-in as `api_url`."""
+    listed = hostile_conversations(2)
+    with HostileServer(lambda seen: (200, {}, {})) as elsewhere:
+
+        def answer(seen: Seen) -> Answer:
+            if "/v1/agents/" in seen.path:
+                return 302, {"Location": f"{elsewhere.base_url}{seen.path}"}, b""
+            return 200, {}, page(listed)
+
+        with HostileServer(answer) as api:
+            config = hostile_config(api.base_url)
+            catalog = details_catalog(config)
+            with pytest.raises(PolyAIError) as failure:
+                run_tap(config, catalog=catalog)
+    message = str(failure.value)
+    assert "HTTP 302" in message
+    assert "'agents_api_url'" in message
+    assert elsewhere.requests == [], "the redirect was not followed"
+    assert SECRET not in message
+
+    remote = hostile_config("https://api.example.com", agents_api_url="http://agents.example.com")
+    with pytest.raises(ConfigValidationError) as refused:
+        load_settings(remote)
+    (error,) = refused.value.errors
+    assert "'agents_api_url'" in error
+    assert "'allow_insecure_http'" in error

@@ -78,5 +78,7 @@ def test_preflight_names_an_unreachable_host(emulator: Emulator, tmp_path: Path)
 def test_test_schema_still_prints_the_schemas(emulator: Emulator, tmp_path: Path) -> None:
     run = run_cli(tap_config(emulator), tmp_path, "--test=schema")
     assert run.returncode == 0, run.stderr
-    assert {m["stream"] for m in run.of_type("SCHEMA")} == {"conversations", "conversation_turns"}
+    # Every stream's, as the SDK does (whether selected or not).
+    streams = {m["stream"] for m in run.of_type("SCHEMA")}
+    assert streams == {"conversations", "conversation_turns", "conversation_details"}
     assert emulator.requests == []

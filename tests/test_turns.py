@@ -12,12 +12,15 @@ from tap_polyai.emulator import Emulator
 
 
 def catalog(config: dict[str, t.Any], deselect: list[tuple[str, tuple[str, ...]]]) -> dict:
-    """The discovered catalog, everything selected except `(stream, breadcrumb)` pairs."""
+    """The discovered catalog, everything selected except `(stream, breadcrumb)` pairs (and
+    `conversation_details`, off by default)."""
     discovered = discover(config)
     for entry in discovered["streams"]:
         for item in entry["metadata"]:
             crumb = tuple(item["breadcrumb"])
-            item["metadata"]["selected"] = (entry["tap_stream_id"], crumb) not in deselect
+            item["metadata"]["selected"] = (entry["tap_stream_id"], crumb) not in deselect and (
+                entry["tap_stream_id"] != "conversation_details"
+            )
     return discovered
 
 
