@@ -99,20 +99,21 @@ class PolyAIClient:
         self.gate = RateGate()
         self.pool = AdaptivePool(settings.max_concurrency, logger)
 
-    def _session(self, base_url: str | None = None) -> KeyedSession:
+    def _session(self, agents: bool = False) -> KeyedSession:
         # requests.Session is not safe to share between threads: one per worker thread and
-        # origin. Each only talks to its configured origin and follows no redirect
+        # host. Each only talks to its configured origin and follows no redirect
         # (transport.py): the list's (`api_url`/`region`), the Agents API's (`agents_api_url`).
-        sessions: dict[str, KeyedSession] | None = getattr(self._local, "sessions", None)
+        sessions: dict[bool, KeyedSession] | None = getattr(self._local, "sessions", None)
         if sessions is None:
             sessions = self._local.sessions = {}
-        base = base_url or self._settings.base_url
-        session = sessions.get(base)
+        session = sessions.get(agents)
         if session is None:
-            setting = (
-                "'api_url'/'region'" if base == self._settings.base_url else AGENTS_URL_SETTING
+            s = self._settings
+            session = sessions[agents] = (
+                KeyedSession(s.agents_base_url, AGENTS_URL_SETTING)
+                if agents
+                else KeyedSession(s.base_url)
             )
-            session = sessions[base] = KeyedSession(base, setting)
         return session
 
     def url(self, project: Project) -> str:
@@ -222,7 +223,7 @@ class PolyAIClient:
                     project.agents_api_key,
                     stop,
                     stream=False,
-                    base_url=self._settings.agents_base_url,
+                    agents=True,
                 )
                 with response:
                     classify_detail_response(response, project, conversation_id)
@@ -250,7 +251,7 @@ class PolyAIClient:
         stop: threading.Event | None,
         *,
         stream: bool = True,
-        base_url: str | None = None,
+        agents: bool = False,
     ) -> requests.Response:
         """One GET through the shared gate and pool; the slot is held until the headers are in."""
         self.gate.wait()
@@ -259,7 +260,7 @@ class PolyAIClient:
         with self.pool.slot(stop):
             if stop is not None and stop.is_set():
                 raise Cancelled
-            return self._session(base_url).get(
+            return self._session(agents).get(
                 url,
                 params=params,
                 headers={"x-api-key": key, "Accept": "application/json"},

@@ -19,10 +19,11 @@ import pytest
 import yaml
 
 from tap_polyai.emulator import Clock, Emulator, apply_drift, generate_conversations
+from tap_polyai.emulator.details import NEW_DETAIL_FIELD
 from tap_polyai.emulator.drift import NEW_FIELD, NEW_TURN_FIELD
 from tests.conftest import ACCOUNT, DATA_START, KEYS, NOW, PROJECTS, tap_config
 from tests.pipeline_support import ROOT
-from tests.tap_runner import TapRun, run_tap
+from tests.tap_runner import TapRun, discover, run_tap, selecting
 
 SALT = "test-salt-not-a-secret"
 TEXT_FIELDS = (
@@ -61,7 +62,7 @@ def test_the_docs_show_the_maps_meltano_yml_ships() -> None:
     assert shown["config"] == shipped_extractor_config()
 
 
-@pytest.mark.parametrize("stream", ["conversations", "conversation_turns"])
+@pytest.mark.parametrize("stream", ["conversations", "conversation_turns", "conversation_details"])
 def test_the_maps_are_an_allowlist(stream: str) -> None:
     assert PII_STREAM_MAPS[stream]["__else__"] == "__NULL__"
 
@@ -158,3 +159,34 @@ def test_a_field_polyai_adds_later_is_dropped_until_listed(drifting: Emulator) -
         last = pii.of_type("SCHEMA", stream)[-1]
         assert last["key_properties"] == raw.of_type("SCHEMA", stream)[-1]["key_properties"]
         assert last["bookmark_properties"] == ["started_at"]
+
+
+DETAIL_PII = ("short_summary", "note", "audio_url")
+
+
+def test_details_lose_summary_note_and_recording_url_even_as_drift_adds_fields() -> None:
+    emulator = Emulator(
+        clock=Clock(NOW), api_keys={(ACCOUNT, p): KEYS[p] for p in PROJECTS}, detail_drift=True
+    )
+    for seed, project in enumerate(PROJECTS):
+        convs = generate_conversations(
+            ACCOUNT, project, count=60, start=DATA_START, end=NOW, seed=seed, in_progress=2
+        )
+        emulator.add_conversations(ACCOUNT, project, convs)
+    with emulator:
+        config = pii_config(emulator)
+        catalog = selecting(discover(config), "conversation_details")
+        raw = run_tap(tap_config(emulator), catalog=catalog)
+        pii = run_tap(config, catalog=catalog)
+    raw_rows = raw.records("conversation_details")
+    assert any(all(r.get(f) for f in ("short_summary", "audio_url")) for r in raw_rows)
+    assert any(r.get("note") for r in raw_rows)
+    assert "call_outcome" in _keys_seen(raw, "conversation_details"), NEW_DETAIL_FIELD
+    rows = pii.records("conversation_details")
+    assert len(rows) == len(raw_rows) > 0
+    allowed = set(PII_STREAM_MAPS["conversation_details"]) - {"__else__"}
+    assert _keys_seen(pii, "conversation_details") == allowed
+    assert not set(DETAIL_PII) & allowed
+    summaries = {r["short_summary"] for r in raw_rows if r.get("short_summary")}
+    assert not any(text in str(rows) for text in summaries)
+    assert {r["poly_score"] for r in rows} == {r["poly_score"] for r in raw_rows}
