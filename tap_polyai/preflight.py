@@ -154,7 +154,7 @@ def _probe_detail(
         except (RetriableError, requests.RequestException) as exc:
             reason = str(exc) if isinstance(exc, RetriableError) else describe_transport_error(exc)
             if attempt == attempts:
-                raise PolyAIError(
+                raise RetriesExhaustedError(
                     f"Project {project.label}: conversation_details: {reason} "
                     f"(after {attempt} attempt(s); 'agents_api_url')"
                 ) from None
