@@ -18,6 +18,7 @@ from tap_polyai.settings import CONFIG_SCHEMA, SDK_BUILTIN_SETTINGS, load_settin
 from tap_polyai.state import InvalidStateError, check_state
 from tap_polyai.tap import TapPolyAI
 
+# What the Singer path selects by default (conversation_details is off unless selected).
 STREAMS = ("conversations", "conversation_turns")
 
 
@@ -34,7 +35,7 @@ def read(
     emulator: Emulator, tmp_path: Path, *, state: t.Any = None, **overrides: t.Any
 ) -> SourceRun:
     config = tap_config(emulator, **overrides)
-    catalog = configured_catalog(discover_catalog(config, tmp_path))
+    catalog = configured_catalog(discover_catalog(config, tmp_path), STREAMS)
     run = run_source("read", tmp_path, config=config, catalog=catalog, state=state)
     assert run.returncode == 0, run.stderr + run.logs
     return run
@@ -121,7 +122,7 @@ def test_state_resumes_as_the_singer_state_does(emulator: Emulator, tmp_path: Pa
     emulator.clock.set(later)
     config = tap_config(emulator, end_date=iso(later))
     singer = run_tap(config, state=singer_first.final_state)
-    catalog = configured_catalog(discover_catalog(config, tmp_path))
+    catalog = configured_catalog(discover_catalog(config, tmp_path), STREAMS)
     second = run_source(
         "read", tmp_path, config=config, catalog=catalog, state=first.state_messages
     )
