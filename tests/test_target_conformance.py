@@ -16,7 +16,7 @@ import pytest
 from conftest import tap_config
 from singer_sdk.helpers._typing import conform_record_data_types
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from tap_runner import discover, run_tap
+from tap_runner import discover, run_tap, selecting
 
 from tap_polyai.emulator import Emulator
 
@@ -37,11 +37,14 @@ def _object_schemas(schema: t.Any, path: str = "") -> t.Iterator[tuple[str, dict
 def test_every_record_survives_recursive_conformance(
     emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    run = run_tap(tap_config(emulator))
+    config = tap_config(emulator)
+    run = run_tap(config, catalog=selecting(discover(config), "conversation_details"))
     schemas = {m["stream"]: m["schema"] for m in run.of_type("SCHEMA")}
-    assert set(schemas) == {"conversations", "conversation_turns"}
+    assert set(schemas) == {"conversations", "conversation_turns", "conversation_details"}
     conversations = run.records()
     turns = run.records("conversation_turns")
+    details = run.records("conversation_details")
+    assert any(r["function_events"] for r in details)
     # The sync carries the shapes that matter: entities, nested state, hidden transcripts,
     # in-progress conversations.
     assert len(conversations) > 400
@@ -53,7 +56,11 @@ def test_every_record_survives_recursive_conformance(
     logger = logging.getLogger("target-conformance")
     checked = 0
     with caplog.at_level(logging.WARNING, logger="target-conformance"):
-        for stream, records in (("conversations", conversations), ("conversation_turns", turns)):
+        for stream, records in (
+            ("conversations", conversations),
+            ("conversation_turns", turns),
+            ("conversation_details", details),
+        ):
             for record in records:
                 conformed = conform_record_data_types(
                     stream_name=stream,
@@ -67,13 +74,13 @@ def test_every_record_survives_recursive_conformance(
     # Nothing was dropped as "not found in catalog schema".
     dropped = [r.getMessage() for r in caplog.records if r.name == "target-conformance"]
     assert not dropped
-    assert checked == len(conversations) + len(turns) > 3000
+    assert checked == len(conversations) + len(turns) + len(details) > 3000
 
 
 def test_every_announced_object_schema_declares_properties(emulator: Emulator) -> None:
     """The shape rule behind the test above, for branches a dataset might not reach."""
     schemas = {s["tap_stream_id"]: s["schema"] for s in discover(tap_config(emulator))["streams"]}
-    assert set(schemas) == {"conversations", "conversation_turns"}
+    assert set(schemas) == {"conversations", "conversation_turns", "conversation_details"}
     for stream, schema in schemas.items():
         for path, sub in _object_schemas(schema):
             assert "properties" in sub, f"{stream}{path} has no 'properties'"
