@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.pipeline]
 # on the last line.
 FAKESNOW_BUILD = textwrap.dedent(
     """
-    import json, sys
+    import hashlib, json, sys
     import fakesnow
     import snowflake.connector
     from dbt.cli.main import dbtRunner
@@ -97,13 +97,52 @@ FAKESNOW_BUILD = textwrap.dedent(
             "_SDC_DELETED_AT) SELECT ID, NUM_TURNS, CURRENT_TIMESTAMP FROM POLYAI.CONVERSATIONS "
             "WHERE ARRAY_SIZE(TURNS) > 0 ORDER BY ID LIMIT 1"
         )
+        # What dbt-snowflake hands the connector, as rendered from profiles.yml: which
+        # credentials, and the key's fingerprint (never the key or password itself).
+        fake_connect = snowflake.connector.connect
+        connects = []
+
+        def recording_connect(*args, **kwargs):
+            key = kwargs.get("private_key")
+            connects.append({
+                "password": bool(kwargs.get("password")),
+                "private_key_sha256": hashlib.sha256(key).hexdigest() if key else None,
+            })
+            return fake_connect(*args, **kwargs)
+
+        snowflake.connector.connect = recording_connect
         result = dbtRunner().invoke(["build", "--threads", "1"])
-        out = {"success": bool(result.success)}
+        out = {"success": bool(result.success), "connects": connects}
         for model in ("POLYAI_DAILY", "POLYAI_VARIANT_COMPARISON", "STG_POLYAI__TURNS"):
             cur.execute("SELECT * FROM ANALYTICS." + model)
             names = [d[0].lower() for d in cur.description]
             out[model.lower()] = [dict(zip(names, row)) for row in cur.fetchall()]
         print(json.dumps(out, default=str))
+    """
+)
+
+
+# Runs in the dbt-snowflake venv (it has `cryptography`): an encrypted PKCS#8 key pair as
+# Snowflake's key-pair docs make it; prints the SHA-256 of the unencrypted DER dbt must send.
+MAKE_KEY = textwrap.dedent(
+    """
+    import hashlib, sys
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(sys.argv[2].encode()),
+    )
+    open(sys.argv[1], "wb").write(pem)
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    print(hashlib.sha256(der).hexdigest())
     """
 )
 
@@ -120,7 +159,16 @@ def _versions(truth: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
 
 
 def test_dbt_build_with_snowflake_adapter_on_fakesnow(tmp_path: Path) -> None:
+    """dbt build on fakesnow, authenticated with a key pair as the loader is (docs/snowflake.md)."""
     venv = dbt_support.dbt_venv("snowflake")
+    key_path, passphrase = tmp_path / "polyai_transformer.p8", "correct horse"
+    key_sha = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", MAKE_KEY, str(key_path), passphrase],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
     with make_emulator() as emulator:
         truth = list(live_conversations(emulator).values())
     records = tmp_path / "records.json"
@@ -131,7 +179,9 @@ def test_dbt_build_with_snowflake_adapter_on_fakesnow(tmp_path: Path) -> None:
         "DBT_TARGET": "snowflake",
         "DBT_SNOWFLAKE_ACCOUNT": "fakesnow",
         "DBT_SNOWFLAKE_USER": "fakesnow",
-        "DBT_SNOWFLAKE_PASSWORD": "fakesnow",
+        # Key-pair authentication, as target-snowflake's documented setup: no password.
+        "DBT_SNOWFLAKE_PRIVATE_KEY_PATH": str(key_path),
+        "DBT_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": passphrase,
         "DBT_SNOWFLAKE_DATABASE": "POLYAI_DB",
         "DBT_SNOWFLAKE_WAREHOUSE": "WH",
         "DBT_SNOWFLAKE_ROLE": "ANALYST",
@@ -157,6 +207,9 @@ def test_dbt_build_with_snowflake_adapter_on_fakesnow(tmp_path: Path) -> None:
     out = json.loads(done.stdout.strip().splitlines()[-1])
     summary = dbt_support.build_summary(done.stdout)
     assert out["success"], done.stdout[-4000:]
+    # profiles.yml passed the decrypted key, and no password, on every connection dbt opened.
+    assert out["connects"]
+    assert all(c == {"password": False, "private_key_sha256": key_sha} for c in out["connects"])
     assert summary["ERROR"] == summary["SKIP"] == summary["WARN"] == 0
     assert summary["PASS"] >= len(dbt_support.MODELS) + 25
 
