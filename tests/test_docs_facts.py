@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tap_polyai.emulator import Emulator
+from tap_polyai.schema import CONVERSATION_TURNS_SCHEMA, CONVERSATIONS_SCHEMA
 from tap_polyai.shards import plan_shards
 from tests.conftest import ACCOUNT
 from tests.docs_support import ROOT, bash_blocks, pages, text
@@ -267,3 +268,17 @@ def test_the_license_is_the_apache_2_text() -> None:
     assert "END OF TERMS AND CONDITIONS" in license_text
     assert len(license_text.split()) > 1500
     assert _project("license") == "Apache-2.0"
+
+
+@pytest.mark.parametrize("stream", ["conversations", "conversation_turns"])
+def test_the_streams_page_lists_every_field(stream: str) -> None:
+    schema = {
+        "conversations": CONVERSATIONS_SCHEMA,
+        "conversation_turns": CONVERSATION_TURNS_SCHEMA,
+    }
+    page = text("streams.md")
+    table = page.split(f"<!-- fields:{stream} -->", 1)[1].split("\n\n", 1)[0]
+    named = set(
+        re.findall(r"`(\w+)`", "\n".join(line.split("|")[1] for line in table.splitlines()[2:]))
+    )
+    assert named == set(schema[stream]["properties"])
