@@ -183,9 +183,9 @@ def test_meltano_install_takes_plugin_names_only(name: str) -> None:
     """Meltano 4 reads `extractor`, `loader`, `utility` after `install` as plugin names."""
     source = _source(name).replace("\\\n", " ")
     installs = re.findall(r"meltano\S*(?:\s+--?[\w-]+(?:\s+\w+)?)*\s+install\b[^\n`|;&]*", source)
-    for line in installs:
-        line = re.sub(r"--plugin-type[ =]\w+", "", line)  # the Meltano 4 way to name a type
-        assert not re.search(r"\b(extractor|loader|utility|transformer)\b", line), line
+    for found in installs:
+        words = re.sub(r"--plugin-type[ =]\w+", "", found)  # the Meltano 4 way to name a type
+        assert not re.search(r"\b(extractor|loader|utility|transformer)\b", words), found
 
 
 def test_what_meltano_yml_says_make_demo_runs_is_what_it_runs() -> None:
