@@ -17,6 +17,7 @@ import traceback
 import typing as t
 from pathlib import Path
 
+from tap_polyai import redaction
 from tap_polyai.airbyte.catalog import catalog, singer_catalog, spec, sync_modes
 from tap_polyai.airbyte.failures import InputFileError, failure_message, failure_type
 from tap_polyai.airbyte.state import bookmark_owners, per_stream, singer_state
@@ -27,7 +28,7 @@ from tap_polyai.airbyte.writer import (
     stream_status,
 )
 from tap_polyai.preflight import check_projects
-from tap_polyai.settings import CONFIG_SCHEMA
+from tap_polyai.settings import CONFIG_SCHEMA, SECRET_SETTINGS
 from tap_polyai.tap import TapPolyAI
 
 logger = logging.getLogger("source-polyai")
@@ -35,10 +36,17 @@ logger = logging.getLogger("source-polyai")
 
 def _load_json(path: str, option: str) -> t.Any:
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # the text is never shown: it may hold a key
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 JSON"
         raise InputFileError(f"{option} {path}: cannot be read ({reason}).") from None
+
+
+def _load_config(path: str) -> t.Any:
+    """The config, its secrets registered for redaction before anything could log them."""
+    config = _load_json(path, "--config")
+    redaction.REDACTOR.add_config(config, SECRET_SETTINGS)
+    return config
 
 
 def run_spec(args: argparse.Namespace, writer: AirbyteWriter) -> int:
@@ -49,7 +57,7 @@ def run_spec(args: argparse.Namespace, writer: AirbyteWriter) -> int:
 def run_check(args: argparse.Namespace, writer: AirbyteWriter) -> int:
     """CONNECTION_STATUS from the tap's pre-flight requests; FAILED names every reason."""
     try:
-        tap = TapPolyAI(config=_load_json(args.config, "--config"), setup_mapper=False)
+        tap = TapPolyAI(config=_load_config(args.config), setup_mapper=False)
     except Exception as exc:  # noqa: BLE001 - any unusable config is a FAILED check
         status = {"status": "FAILED", "message": failure_message(exc)}
         writer.emit({"type": "CONNECTION_STATUS", "connectionStatus": status})
@@ -69,13 +77,13 @@ def run_check(args: argparse.Namespace, writer: AirbyteWriter) -> int:
 
 
 def run_discover(args: argparse.Namespace, writer: AirbyteWriter) -> int:
-    tap = TapPolyAI(config=_load_json(args.config, "--config"), setup_mapper=False)
+    tap = TapPolyAI(config=_load_config(args.config), setup_mapper=False)
     writer.emit(catalog(tap))
     return 0
 
 
 def run_read(args: argparse.Namespace, writer: AirbyteWriter) -> int:
-    config = _load_json(args.config, "--config")
+    config = _load_config(args.config)
     configured = _load_json(args.catalog, "--catalog")
     incoming = _load_json(args.state, "--state") if args.state else None
     # The tap's streams, without settings checks yet: they are the real tap's, below.
@@ -144,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    redaction.install()  # every log record, whoever makes it (redaction.py)
     writer = AirbyteWriter()
     root = logging.getLogger()
     root.setLevel(logging.INFO)
@@ -154,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         kind = failure_type(exc)
         message = failure_message(exc)
         logger.error("%s", message)
-        stack = traceback.format_exc() if kind == "system_error" else None
+        stack = redaction.redact(traceback.format_exc()) if kind == "system_error" else None
         writer.emit(error_trace(message, kind, stack))
         code = 1
     writer.flush()

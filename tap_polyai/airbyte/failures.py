@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_polyai import redaction
 from tap_polyai.airbyte.catalog import CatalogError
 from tap_polyai.errors import RequestRefusedError, RetriesExhaustedError
 from tap_polyai.state import InvalidStateError
+from tap_polyai.tap import NAMED_ERRORS, _one_line
 
 CONFIG_ERROR = "config_error"
 TRANSIENT_ERROR = "transient_error"
@@ -43,8 +45,7 @@ def failure_type(exc: BaseException) -> str:
 
 
 def failure_message(exc: BaseException) -> str:
-    if isinstance(exc, ConfigValidationError):
-        return "Config validation failed: " + "; ".join(exc.errors or [str(exc)])
-    if failure_type(exc) == SYSTEM_ERROR:
-        return f"{type(exc).__name__}: {exc}"
-    return str(exc)
+    """The line the tap's command line logs for `exc` (tap.TapCommand), redacted."""
+    if failure_type(exc) == SYSTEM_ERROR and not isinstance(exc, NAMED_ERRORS):
+        return f"Unexpected error ({type(exc).__name__}): {redaction.shorten(str(exc), 300)}"
+    return redaction.redact(_one_line(exc))
