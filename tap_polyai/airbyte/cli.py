@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import traceback
 import typing as t
@@ -54,10 +55,22 @@ def run_spec(args: argparse.Namespace, writer: AirbyteWriter) -> int:
     return 0
 
 
+def _tap(config: t.Any, writer: AirbyteWriter, **kwargs: t.Any) -> TapPolyAI:
+    """A tap for `spec`/`check`/`discover`: SIGTERM and SIGINT end it at once, as the default.
+
+    The tap's own handler (a final STATE, exit 143) is for reads; PyAirbyte terminates a
+    `check` once it has the CONNECTION_STATUS and accepts only exit 0 or death by SIGTERM.
+    """
+    tap = TapPolyAI(config=config, setup_mapper=False, message_writer=writer, **kwargs)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return tap
+
+
 def run_check(args: argparse.Namespace, writer: AirbyteWriter) -> int:
     """CONNECTION_STATUS from the tap's pre-flight requests; FAILED names every reason."""
     try:
-        tap = TapPolyAI(config=_load_config(args.config), setup_mapper=False)
+        tap = _tap(_load_config(args.config), writer)
     except Exception as exc:  # noqa: BLE001 - any unusable config is a FAILED check
         status = {"status": "FAILED", "message": failure_message(exc)}
         writer.emit({"type": "CONNECTION_STATUS", "connectionStatus": status})
@@ -77,7 +90,7 @@ def run_check(args: argparse.Namespace, writer: AirbyteWriter) -> int:
 
 
 def run_discover(args: argparse.Namespace, writer: AirbyteWriter) -> int:
-    tap = TapPolyAI(config=_load_config(args.config), setup_mapper=False)
+    tap = _tap(_load_config(args.config), writer)
     writer.emit(catalog(tap))
     return 0
 
@@ -87,7 +100,7 @@ def run_read(args: argparse.Namespace, writer: AirbyteWriter) -> int:
     configured = _load_json(args.catalog, "--catalog")
     incoming = _load_json(args.state, "--state") if args.state else None
     # The tap's streams, without settings checks yet: they are the real tap's, below.
-    probe = TapPolyAI(config=config, validate_config=False, setup_mapper=False)
+    probe = _tap(config, writer, validate_config=False)
     modes = sync_modes(configured, list(probe.streams))
     owners = bookmark_owners(probe.streams)
     tap = TapPolyAI(config=config, catalog=singer_catalog(probe, modes), message_writer=writer)

@@ -83,7 +83,7 @@ class AirbyteWriter(BufferedMsgSpecWriter):
         super().__init__()
         # Singer state -> [(configured stream, its stream_state)]; set before a read.
         self.translate_state = translate_state
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._running: set[str] = set()
         self._counts: collections.Counter[str] = collections.Counter()
 
