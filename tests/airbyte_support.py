@@ -93,9 +93,10 @@ def run_source(
     catalog: dict[str, t.Any] | None = None,
     state: t.Any = None,
     timeout: float = 180,
+    executable: Path = SOURCE,
 ) -> SourceRun:
     """`source-polyai COMMAND` with its files written to `tmp_path`; every message validated."""
-    args = [str(SOURCE), command]
+    args = [str(executable), command]
     for option, value in (("config", config), ("catalog", catalog), ("state", state)):
         if value is not None:
             path = tmp_path / f"{option}.json"

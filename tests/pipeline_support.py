@@ -34,6 +34,9 @@ FAKESNOW = "fakesnow==0.12.1"
 # target-duckdb 0.8.0 silently drops the first row of each batch with duckdb >= 1.3.
 TARGET_DUCKDB = "target-duckdb==0.8.0 duckdb<1.3"
 
+# PyAirbyte (the `airbyte` package, Python >= 3.10) runs source-polyai in tests/test_pyairbyte.py.
+PYAIRBYTE = "airbyte==0.71.3"
+
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -93,6 +96,51 @@ def target_venv(
             raise VenvUnavailableError(f"cannot install {requirement}: {exc}\n{tail}") from exc
         stamp.write_text(requirement)
         return venv
+
+
+def build_wheel(out: Path) -> Path:
+    """This checkout's wheel, built by pip through the project's build backend, in `out`
+    (skip/fail via `unavailable` where it cannot be built: hatchling comes from PyPI)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        unavailable(f"cannot build the wheel (hatchling comes from PyPI): {done.stderr[-2000:]}")
+    (built,) = out.glob("tap_polyai-*.whl")
+    return built
+
+
+def installed_source(wheel: Path) -> t.Iterator[Path]:
+    """`source-polyai` as the wheel installs it: into a venv of the tap's declared dependencies
+    (built once, like the targets' venvs), the wheel itself reinstalled without dependencies.
+    The venv is held (a lock) while the caller uses it, so two runs never swap its wheel."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    venv = require_venv("source-polyai", " ".join(project["dependencies"]))
+    with (TARGETS_DIR / ".source-polyai.in-use.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--force-reinstall",
+                str(wheel),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        yield venv / "bin" / "source-polyai"
 
 
 def require_venv(name: str, requirement: str, **kwargs: t.Any) -> Path:

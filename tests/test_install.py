@@ -21,13 +21,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import typing as t
 from pathlib import Path
 
 import pytest
-from pipeline_support import ROOT, unavailable
+from pipeline_support import ROOT, build_wheel, unavailable
 from tap_runner import parse_messages
 
 from tests.docs_support import block_after
@@ -63,16 +62,7 @@ def _run(command: list[str], **kwargs: t.Any) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel of this checkout, built by pip through the project's own build backend."""
-    out = tmp_path_factory.mktemp("wheel")
-    try:
-        _run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-            timeout=300,
-        )
-    except AssertionError as exc:
-        unavailable(f"cannot build the wheel (hatchling comes from PyPI): {exc}")
-    (built,) = out.glob("tap_polyai-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def _recipe() -> str:
