@@ -74,6 +74,7 @@ def test_discover_lists_every_tap_stream_with_keys_and_cursor(
     keys = {s["name"]: s["source_defined_primary_key"] for s in catalog["streams"]}
     assert keys["conversations"] == [["id"]]
     assert keys["conversation_turns"] == [["conversation_id"], ["turn_index"]]
+    assert keys["conversation_details"] == [["conversation_id"]]  # off by default in Singer
 
 
 def test_read_delivers_the_singer_path_records_with_per_stream_state(

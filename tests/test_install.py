@@ -26,7 +26,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from pipeline_support import ROOT, build_wheel, unavailable
+from pipeline_support import build_wheel, unavailable
 from tap_runner import parse_messages
 
 from tests.docs_support import block_after

@@ -41,7 +41,12 @@ from tap_polyai.tap import TapPolyAI
 pytestmark = [pytest.mark.pipeline, pytest.mark.postgres]
 
 DRIVER = Path(__file__).parent / "pyairbyte_driver.py"
-KEYS = {"conversations": ("id",), "conversation_turns": ("conversation_id", "turn_index")}
+# Every stream the tap has; PyAirbyte selects them all (conversation_details included).
+KEYS = {
+    "conversations": ("id",),
+    "conversation_turns": ("conversation_id", "turn_index"),
+    "conversation_details": ("conversation_id",),
+}
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +189,14 @@ def assert_same_warehouse(
     assert len(turns) == sum(len(r.get("turns") or ()) for r in truth.values())
 
 
+def _starts(emulator: Emulator, project: str) -> list[dt.datetime]:
+    return [
+        parse_ts(r["params"]["start_time"][0])
+        for r in emulator.requests
+        if r["project_id"] == project and "start_time" in r["params"]  # list, not detail
+    ]
+
+
 def test_pyairbyte_reads_all_then_only_what_changed(
     pyairbyte: Path, source_polyai: Path, target_postgres: Path, database: str, tmp_path: Path
 ) -> None:
@@ -207,12 +220,9 @@ def test_pyairbyte_reads_all_then_only_what_changed(
         second = airbyte.ok("read", config)  # from the state PyAirbyte stored in its cache
         # Only the held / lookback range is read again: never the history.
         for project in PROJECTS:
-            starts = [
-                parse_ts(r["params"]["start_time"][0])
-                for r in emulator.requests
-                if r["project_id"] == project
-            ]
-            assert min(starts) == parse_ts(held[project]) - dt.timedelta(minutes=60)
+            assert min(_starts(emulator, project)) == parse_ts(held[project]) - dt.timedelta(
+                minutes=60
+            )
         assert 0 < second["processed"] < first["processed"] / 2
         singer, _ = singer_warehouse(
             config, target_postgres, database, tmp_path / "2", state=singer_state
@@ -239,14 +249,6 @@ with open({tee!r}, "ab") as tee:
             os.kill(os.getpid(), signal.SIGKILL)
 sys.exit(child.wait())
 """
-
-
-def _starts(emulator: Emulator, project: str) -> list[dt.datetime]:
-    return [
-        parse_ts(r["params"]["start_time"][0])
-        for r in emulator.requests
-        if r["project_id"] == project
-    ]
 
 
 def _bookmarks(stream_state: dict[str, t.Any]) -> dict[str, dt.datetime]:
