@@ -62,6 +62,7 @@ class Scenario:
     wall_target_ratio: float | None = None  # a second target, on wall, when metric is rss
     rss_target_ratio: float | None = None  # a second target, on peak RSS, when metric is wall
     turns_target_ratio: float | None = None  # tap_turns wall / tap wall (issue #5: CPU path)
+    airbyte_target_ratio: float | None = None  # source-polyai wall / tap wall (issue #19)
     contenders: tuple[str, ...] = ("loop", "orjson", "tap")
     projects: int = 1  # several projects: the loop reads them one after another
     range_days: float | None = None  # the range read, when it is not the data's `days`
@@ -95,8 +96,10 @@ SCENARIOS = {
             target_ratio=0.6,
             rss_target_ratio=1.3,
             turns_target_ratio=1.30,
+            # the same read by the Airbyte face, source-polyai (issue #19: within 10 %)
+            airbyte_target_ratio=1.10,
             # the same sync with conversation_turns selected too (issue #5: turns add <= 30 %)
-            contenders=("loop", "orjson", "tap", "tap_turns"),
+            contenders=("loop", "orjson", "tap", "tap_turns", "airbyte", "airbyte_turns"),
         ),
         Scenario(
             "long",
@@ -242,6 +245,16 @@ def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
     tuned_file.write_text(json.dumps({**config, **s.tuned}))
     catalog_file = workdir / f"{s.name}.catalog.json"
     catalog_file.write_text(json.dumps(conversations_only_catalog(config_file)))
+    airbyte_catalogs = {
+        name: workdir / f"{s.name}.{name}.configured_catalog.json"
+        for name in ("airbyte", "airbyte_turns")
+    }
+    if {"airbyte", "airbyte_turns"} & set(s.contenders):
+        for name, streams in (
+            ("airbyte", {"conversations"}),
+            ("airbyte_turns", {"conversations", "conversation_turns"}),
+        ):
+            airbyte_catalogs[name].write_text(json.dumps(configured_catalog(config_file, streams)))
     state_args: list[str] = []
     if s.bookmark_days is not None:
         state_file = workdir / f"{s.name}.state.json"
@@ -280,6 +293,18 @@ def commands(s: Scenario, url: str, workdir: Path) -> dict[str, list[str]]:
         ],
         # default catalog: conversations and conversation_turns
         "tap_turns": [str(BIN / "tap-polyai"), "--config", str(config_file), *state_args],
+        # the Airbyte face over the same engine: tap's and tap_turns' streams
+        **{
+            name: [
+                str(BIN / "source-polyai"),
+                "read",
+                "--config",
+                str(config_file),
+                "--catalog",
+                str(catalog),
+            ]
+            for name, catalog in airbyte_catalogs.items()
+        },
     }
 
 
@@ -316,6 +341,25 @@ def conversations_only_catalog(config_file: Path) -> dict:
     return catalog
 
 
+def configured_catalog(config_file: Path, streams: set[str]) -> dict:
+    """source-polyai's discovered streams in `streams`, configured incremental."""
+    discovered = subprocess.run(
+        [str(BIN / "source-polyai"), "discover", "--config", str(config_file)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    (catalog,) = [
+        m["catalog"] for m in map(json.loads, discovered.splitlines()) if m["type"] == "CATALOG"
+    ]
+    return {
+        "streams": [
+            {"stream": stream, "sync_mode": "incremental", "destination_sync_mode": "append_dedup"}
+            for stream in catalog["streams"]
+            if stream["name"] in streams
+        ]
+    }
+
+
 def measure(command: list[str], stderr_file: Path) -> tuple[float, int, float]:
     """Run one child with stdout to /dev/null; (wall s, peak RSS KB, user+sys CPU s)."""
     with open(os.devnull, "wb") as devnull, stderr_file.open("wb") as err:
@@ -333,7 +377,7 @@ def measure(command: list[str], stderr_file: Path) -> tuple[float, int, float]:
 _decoder = msgspec.json.Decoder()
 
 
-def collect_ids(command: list[str], singer: bool) -> list[str]:
+def collect_ids(command: list[str], singer: bool, airbyte: bool = False) -> list[str]:
     """The conversation ids a contender writes, in order (untimed correctness check)."""
     ids: list[str] = []
     states = 0
@@ -343,6 +387,11 @@ def collect_ids(command: list[str], singer: bool) -> list[str]:
         message = _decoder.decode(line)
         if not singer:
             ids.append(message["id"])
+        elif airbyte:
+            if message["type"] == "RECORD":
+                assert message["record"]["stream"] == "conversations", message["record"]
+                ids.append(message["record"]["data"]["id"])
+            states += message["type"] == "STATE"
         elif message["type"] == "RECORD":
             assert message["stream"] == "conversations", message["stream"]
             ids.append(message["record"]["id"])
@@ -384,6 +433,11 @@ def run_scenario(s: Scenario, workdir: Path) -> dict[str, Result]:
                 f"({len(set(tap_ids))} distinct)"
             )
         print(f"check: loop and tap both deliver the same {len(loop_ids)} conversations")
+        if "airbyte" in s.contenders:
+            airbyte_ids = collect_ids(cmds["airbyte"], singer=True, airbyte=True)
+            if sorted(airbyte_ids) != sorted(tap_ids):
+                raise SystemExit(f"correctness check failed: source-polyai {len(airbyte_ids)} ids")
+            print("check: source-polyai delivers the tap's conversations")
         for name in s.contenders:
             if name == "tap_tuned":  # tap_turns fetches exactly what tap does
                 server.reset_stats()
@@ -430,6 +484,8 @@ def report(s: Scenario, results: dict[str, Result], records: int) -> None:
         "tap": "tap-polyai",
         "tap_tuned": f"tap-polyai tuned {s.tuned}",
         "tap_turns": "tap-polyai + conversation_turns",
+        "airbyte": "source-polyai (Airbyte)",
+        "airbyte_turns": "source-polyai + conversation_turns",
     }
     for name, r in results.items():
         wall = statistics.median(r.wall)
@@ -476,6 +532,17 @@ def report(s: Scenario, results: dict[str, Result], records: int) -> None:
                 f"Target: turns stream adds <= {s.turns_target_ratio - 1:.0%} wall -> "
                 f"{extra:.2f}x wall ({cpu_extra:.2f}x CPU): {verdict}"
             )
+    if s.airbyte_target_ratio is not None and "airbyte" in results:
+        for face, singer in (("airbyte", "tap"), ("airbyte_turns", "tap_turns")):
+            if face in results and singer in results:
+                extra = statistics.median(results[face].wall) / statistics.median(
+                    results[singer].wall
+                )
+                verdict = "MET" if extra <= s.airbyte_target_ratio else "NOT MET"
+                print(
+                    f"Target: {labels[face]} wall <= {s.airbyte_target_ratio:g}x "
+                    f"{labels[singer]} -> {extra:.2f}x: {verdict}"
+                )
     print(f"(all walls: { {k: [round(w, 2) for w in v.wall] for k, v in results.items()} })")
 
 

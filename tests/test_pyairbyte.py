@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import typing as t
@@ -21,9 +22,20 @@ from pathlib import Path
 import psycopg
 import pytest
 from airbyte_support import configured_catalog, discover_catalog, run_source
-from conftest import ACCOUNT, NOW, PROJECTS, iso, live_conversations, make_emulator, tap_config
+from conftest import (
+    ACCOUNT,
+    DATA_START,
+    KEYS,
+    NOW,
+    PROJECTS,
+    iso,
+    live_conversations,
+    make_emulator,
+    tap_config,
+)
 from pipeline_support import (
     PYAIRBYTE,
+    ROOT,
     build_wheel,
     installed_source,
     postgres_target_config,
@@ -42,7 +54,7 @@ pytestmark = [pytest.mark.pipeline, pytest.mark.postgres]
 
 DRIVER = Path(__file__).parent / "pyairbyte_driver.py"
 # Every stream the tap has; PyAirbyte selects them all (conversation_details included).
-KEYS = {
+PRIMARY_KEYS = {
     "conversations": ("id",),
     "conversation_turns": ("conversation_id", "turn_index"),
     "conversation_details": ("conversation_id",),
@@ -127,7 +139,10 @@ def table(
     rows: dict[str, list[dict[str, t.Any]]], stream: str, schemas: dict[str, dict[str, t.Any]]
 ) -> dict[tuple[t.Any, ...], dict[str, t.Any]]:
     """One stream's rows by primary key; a duplicate key fails (the upserts must dedupe)."""
-    keyed = {tuple(r[k] for k in KEYS[stream]): normalize(r, schemas[stream]) for r in rows[stream]}
+    keyed = {
+        tuple(r[k] for k in PRIMARY_KEYS[stream]): normalize(r, schemas[stream])
+        for r in rows[stream]
+    }
     assert len(keyed) == len(rows[stream]), f"{stream}: duplicate primary keys"
     return keyed
 
@@ -152,7 +167,8 @@ def singer_warehouse(
     )
     with psycopg.connect(postgres_url(database), row_factory=dict_row) as db:
         rows = {
-            stream: db.execute(f'SELECT * FROM polyai."{stream}"').fetchall() for stream in KEYS
+            stream: db.execute(f'SELECT * FROM polyai."{stream}"').fetchall()
+            for stream in PRIMARY_KEYS
         }
     return rows, final_state
 
@@ -177,7 +193,7 @@ def assert_same_warehouse(
     schemas: dict[str, dict[str, t.Any]],
 ) -> None:
     truth = live_conversations(emulator)
-    for stream in KEYS:
+    for stream in PRIMARY_KEYS:
         mine = table(pyairbyte_rows, stream, schemas)
         assert mine == table(singer_rows, stream, schemas), stream
     conversations = table(pyairbyte_rows, "conversations", schemas)
@@ -206,7 +222,7 @@ def test_pyairbyte_reads_all_then_only_what_changed(
         schemas = {name: s.schema for name, s in TapPolyAI(config=config).streams.items()}
         assert airbyte.ok("check", config) == {"check": "ok"}
         first = airbyte.ok("read", config)
-        assert set(first["streams"]) >= set(KEYS)
+        assert set(first["streams"]) >= set(PRIMARY_KEYS)
         singer, singer_state = singer_warehouse(config, target_postgres, database, tmp_path / "1")
         assert_same_warehouse(airbyte.rows(), singer, emulator, schemas)
         held = {
@@ -331,3 +347,46 @@ def test_a_read_killed_mid_way_resumes_without_loss(
         }
         assert due
         assert delivered >= due
+
+
+def test_the_docs_example_runs_as_printed(
+    pyairbyte: Path, source_polyai: Path, tmp_path: Path
+) -> None:
+    """docs/airbyte.md's Python block, with only what a reader replaces filled in (as
+    tests/test_docs_commands.py fills the Quickstart's): PyAirbyte finds `source-polyai` on
+    PATH, and the example sets DO_NOT_TRACK and AIRBYTE_OFFLINE_MODE itself."""
+    (example,) = re.findall(
+        r"```python\n(.*?)```", (ROOT / "docs" / "airbyte.md").read_text(), re.S
+    )
+    with make_emulator() as emulator:
+        for placeholder, value in (
+            ("YOUR-API-KEY", KEYS["PROJECT-alpha"]),
+            ("ws-XXXXXXXX", ACCOUNT),
+            ("PROJECT-XXXXXXXX", "PROJECT-alpha"),
+            ('"region": "uk-1"', f'"api_url": "{emulator.base_url}"'),
+            ("2026-01-01T00:00:00Z", iso(DATA_START)),
+        ):
+            assert placeholder in example, placeholder
+            example = example.replace(placeholder, value)
+        (tmp_path / "example.py").write_text(example)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRBYTE_", "DO_NOT"))}
+        env["PATH"] = f"{source_polyai.parent}{os.pathsep}{env['PATH']}"
+        done = subprocess.run(
+            [str(pyairbyte), "example.py"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        alpha = [
+            r for r in live_conversations(emulator).values() if r["project_id"] == "PROJECT-alpha"
+        ]
+    turns = sum(len(r.get("turns") or ()) for r in alpha)
+    assert done.stdout.splitlines()[-2:] == [
+        f"conversation_turns {turns}",
+        f"conversations {len(alpha)}",
+    ]
+    assert (tmp_path / ".cache" / "default_cache" / "default_cache.duckdb").exists()
