@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing as t
 from pathlib import Path
 
 import pytest
 
-from tap_polyai.emulator import Clock, Emulator, apply_drift, generate_conversations
+from tap_polyai.emulator import Clock, Emulator, apply_drift, generate_conversations, parse_ts
 from tests.pipeline_support import fresh_database, require_postgres, target_postgres_executable
 
 # The emulated "now": in the past, so that `end_date` can always be set to it (the tap caps
@@ -115,3 +116,79 @@ def database(admin_url: str) -> t.Iterator[str]:
     """A fresh database with a random name (yielded: `postgres_url(database)`), then dropped."""
     with fresh_database(admin_url) as name:
         yield name
+
+
+# conversation_details: ConversationDetailResponse's fields that `conversations` lacks, and
+# their column names (written out here, not derived with the tap's own conversion).
+DETAIL_COLUMNS = {
+    "conversationId": "conversation_id",
+    "accountId": "account_id",
+    "projectId": "project_id",
+    "startedAt": "started_at",
+    "createdAt": "created_at",
+    "finishedAt": "finished_at",
+    "duration": "duration",
+    "language": "language",
+    "direction": "direction",
+    "tags": "tags",
+    "polyScore": "poly_score",
+    "shortSummary": "short_summary",
+    "note": "note",
+    "deploymentId": "deployment_id",
+    "audioUrl": "audio_url",
+    "functionEvents": "function_events",
+}
+DETAIL_SETTLE = dt.timedelta(minutes=30)  # the default `details_settle_minutes`
+_DETAIL_TIMES = ("started_at", "created_at", "finished_at")
+_DETAIL_JSON = ("tags", "function_events")
+_DETAIL_NUMBERS = ("duration", "poly_score")
+
+
+def live_details(emulator: Emulator) -> dict[str, dict[str, t.Any]]:
+    """The detail row the API shows now for every finished live conversation whose detail has
+    settled (finished at least DETAIL_SETTLE before the emulator's clock), by id."""
+    rows = {}
+    now = emulator.clock.now()
+    for cid, conv in live_conversations(emulator).items():
+        if conv["in_progress"]:
+            continue
+        detail = emulator.detail(ACCOUNT, conv["project_id"], cid)
+        finished = detail.get("finishedAt")
+        if not finished or parse_ts(finished) + DETAIL_SETTLE > now:
+            continue
+        rows[cid] = {col: detail[f] for f, col in DETAIL_COLUMNS.items() if f in detail}
+    return rows
+
+
+def _loaded_value(column: str, value: t.Any) -> t.Any:
+    """A warehouse value as the JSON value it was loaded from (time, JSON text, decimals)."""
+    if value is None:
+        return None
+    if column in _DETAIL_TIMES:
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if column in _DETAIL_JSON and isinstance(value, str):
+        return json.loads(value)
+    if column in _DETAIL_NUMBERS:
+        return float(value)
+    return value
+
+
+def assert_loaded_details(
+    loaded: t.Iterable[dict[str, t.Any]], expected: dict[str, dict[str, t.Any]]
+) -> None:
+    """One loaded row per expected detail, each column equal to the API's value."""
+    rows = [{k.lower(): v for k, v in row.items()} for row in loaded]
+    by_id = {row["conversation_id"]: row for row in rows}
+    assert len(by_id) == len(rows), "one row per conversation_id"
+    assert by_id.keys() == expected.keys()
+    for cid, want in expected.items():
+        got = by_id[cid]
+        for column, value in want.items():
+            wanted = value
+            if column in _DETAIL_TIMES:
+                wanted = parse_ts(value)
+            elif column in _DETAIL_NUMBERS:
+                wanted = float(value)
+            assert _loaded_value(column, got.get(column)) == wanted, (cid, column)

@@ -1,7 +1,7 @@
 """conversation_details: one Agents API request per finished conversation, settled, complete.
 
-The expected rows are built here from the emulator's detail with the OpenAPI's field names
-written out, not with the tap's own camelCase conversion.
+The expected rows are built from the emulator's detail with the OpenAPI's field names written
+out (conftest.DETAIL_COLUMNS), not with the tap's own camelCase conversion.
 """
 
 from __future__ import annotations
@@ -12,7 +12,18 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT, KEYS, NOW, PROJECTS, live_conversations, make_emulator, tap_config
+from conftest import (
+    ACCOUNT,
+    DETAIL_COLUMNS,
+    DETAIL_SETTLE,
+    KEYS,
+    NOW,
+    PROJECTS,
+    live_conversations,
+    live_details,
+    make_emulator,
+    tap_config,
+)
 from hostile_server import SECRET, Answer, HostileServer, Seen, hostile_config, page
 from hostile_server import conversations as hostile_conversations
 from singer_sdk.exceptions import ConfigValidationError
@@ -31,26 +42,7 @@ from tap_polyai.errors import PolyAIError
 from tap_polyai.settings import load_settings
 
 STREAM = "conversation_details"
-SETTLE = dt.timedelta(minutes=30)  # the default `details_settle_minutes`
-# ConversationDetailResponse's fields that `conversations` lacks, and their column names.
-COLUMNS = {
-    "conversationId": "conversation_id",
-    "accountId": "account_id",
-    "projectId": "project_id",
-    "startedAt": "started_at",
-    "createdAt": "created_at",
-    "finishedAt": "finished_at",
-    "duration": "duration",
-    "language": "language",
-    "direction": "direction",
-    "tags": "tags",
-    "polyScore": "poly_score",
-    "shortSummary": "short_summary",
-    "note": "note",
-    "deploymentId": "deployment_id",
-    "audioUrl": "audio_url",
-    "functionEvents": "function_events",
-}
+SETTLE = DETAIL_SETTLE
 
 
 def details_catalog(config: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -59,22 +51,11 @@ def details_catalog(config: dict[str, t.Any]) -> dict[str, t.Any]:
 
 def expected_row(emulator: Emulator, project_id: str, conversation_id: str) -> dict[str, t.Any]:
     detail = emulator.detail(ACCOUNT, project_id, conversation_id)
-    return {column: detail[field] for field, column in COLUMNS.items() if field in detail}
-
-
-def settled(emulator: Emulator, project_id: str, conversation_id: str) -> bool:
-    detail = emulator.detail(ACCOUNT, project_id, conversation_id)
-    finished = detail.get("finishedAt")
-    return bool(finished) and parse_ts(finished) + SETTLE <= emulator.clock.now()
+    return {column: detail[field] for field, column in DETAIL_COLUMNS.items() if field in detail}
 
 
 def expected_rows(emulator: Emulator) -> dict[str, dict[str, t.Any]]:
-    """Every finished live conversation of the range whose detail has settled, by id."""
-    return {
-        cid: expected_row(emulator, conv["project_id"], cid)
-        for cid, conv in live_conversations(emulator).items()
-        if not conv["in_progress"] and settled(emulator, conv["project_id"], cid)
-    }
+    return live_details(emulator)
 
 
 def detail_requests(emulator: Emulator) -> list[dict[str, t.Any]]:
