@@ -190,7 +190,13 @@ def query_back(database: str, schema: str) -> dict[str, t.Any]:
         "select conversation_id, turn_index, started_at, latency, is_ood, intents, entities "
         "from conversation_turns",
     )
-    return {"columns": columns, "conversations": conversations, "conversation_turns": turns}
+    details = _rows(cur, "select * from conversation_details")
+    return {
+        "columns": columns,
+        "conversations": conversations,
+        "conversation_turns": turns,
+        "conversation_details": details,
+    }
 
 
 def _counts(database: str, schema: str) -> dict[str, list[int]]:
@@ -200,6 +206,7 @@ def _counts(database: str, schema: str) -> dict[str, list[int]]:
     for table, key in (
         ("conversations", "id"),
         ("conversation_turns", "conversation_id || '/' || turn_index"),
+        ("conversation_details", "conversation_id"),
     ):
         cur.execute(f"select count(*), count(distinct {key}) from {table}")
         out[table] = [int(v) for v in cur.fetchone()]

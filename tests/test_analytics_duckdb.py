@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECTS, live_conversations, make_emulator, tap_config
+from tests.conftest import (
+    PROJECTS,
+    assert_loaded_details,
+    live_conversations,
+    live_details,
+    make_emulator,
+    tap_config,
+)
 from tests.dbt_support import (
     MODELS,
     build_summary,
@@ -23,6 +30,7 @@ from tests.dbt_support import (
     conversations_per_day,
     dbt_venv,
     handoffs_by_reason,
+    percentile_cont,
     run_dbt,
     variant_metrics,
 )
@@ -37,6 +45,14 @@ from tests.pipeline_support import (
 from tests.tap_runner import TAP_COMMAND, discover
 
 pytestmark = [pytest.mark.pipeline]
+
+# Built with var polyai_conversation_details (the tap's conversation_details stream).
+DETAIL_MODELS = (
+    "stg_polyai__conversation_details",
+    "polyai_poly_score",
+    "polyai_language_direction",
+    "polyai_tags",
+)
 
 # PII that must never reach a model unless polyai_include_pii is on.
 PII_COLUMNS = {
@@ -101,6 +117,7 @@ def test_dbt_build_on_duckdb(venvs: tuple[Path, Path], tmp_path: Path) -> None:
             catalog=untyped_turns_catalog(discover(config)),
         )
         truth = list(live_conversations(emulator).values())
+        details = live_details(emulator)
 
     env = {
         "DBT_TARGET": "duckdb",
@@ -115,6 +132,11 @@ def test_dbt_build_on_duckdb(venvs: tuple[Path, Path], tmp_path: Path) -> None:
 
     def rows(sql: str) -> list[dict[str, t.Any]]:
         return _query(python, database, sql)
+
+    # conversation_details (the catalog selects every stream): one row per settled finished
+    # conversation, equal to the API's detail.
+    assert len(details) > 300
+    assert_loaded_details(rows("select * from polyai.conversation_details"), details)
 
     # Every model exists, and none carries a phone number or transcript text.
     columns = rows(
@@ -178,6 +200,56 @@ def test_dbt_build_on_duckdb(venvs: tuple[Path, Path], tmp_path: Path) -> None:
     assert {(r["handoff_reason"], r["handoff_destination"]): r["n"] for r in reasons} == (
         handoffs_by_reason(truth)
     )
+
+    # The conversation_details models (var polyai_conversation_details): PolyScore per day and
+    # variant, language/direction splits and tags, equal to what Python computes from the API.
+    details_env = {**env, "DBT_SCHEMA": "analytics_details"}
+    built = run_dbt(
+        dbt, ["build", "--vars", "{polyai_conversation_details: true}"], details_env, tmp_path / "d"
+    )
+    summary = build_summary(built.stdout)
+    assert summary["ERROR"] == summary["SKIP"] == summary["WARN"] == 0, built.stdout[-3000:]
+    detail_columns = rows(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = 'analytics_details'"
+    )
+    assert {c["table_name"] for c in detail_columns} == {*MODELS, *DETAIL_MODELS}
+    assert not {"short_summary", "note", "audio_url"} & {c["column_name"] for c in detail_columns}
+    variant_of = {rec["id"]: rec.get("variant_id") or None for rec in truth}
+    scores: dict[tuple[str, str, str | None], list[float]] = {}
+    splits: dict[tuple[str, str, str], int] = {}
+    tags: dict[tuple[str, str], int] = {}
+    for cid, detail in details.items():
+        day = detail["started_at"][:10]
+        scores.setdefault((detail["project_id"], day, variant_of[cid]), []).append(
+            detail["poly_score"]
+        )
+        split = (detail["project_id"], detail["language"], detail["direction"])
+        splits[split] = splits.get(split, 0) + 1
+        for tag in detail["tags"]:
+            tags[(detail["project_id"], tag)] = tags.get((detail["project_id"], tag), 0) + 1
+    got_scores = rows(
+        "select project_id, cast(day as varchar) as day, variant_id, scored, avg_poly_score, "
+        "median_poly_score from analytics_details.polyai_poly_score"
+    )
+    assert {(r["project_id"], r["day"], r["variant_id"]) for r in got_scores} == set(scores)
+    for r in got_scores:
+        values = scores[(r["project_id"], r["day"], r["variant_id"])]
+        assert r["scored"] == len(values)
+        assert r["avg_poly_score"] == pytest.approx(sum(values) / len(values))
+        assert r["median_poly_score"] == pytest.approx(percentile_cont(values, 0.5))
+    got_splits = rows(
+        "select project_id, language, direction, sum(conversations) as n "
+        "from analytics_details.polyai_language_direction group by all"
+    )
+    assert {(r["project_id"], r["language"], r["direction"]): r["n"] for r in got_splits} == splits
+    assert {d for _, _, d in splits} == {"inbound", "outbound"}
+    got_tags = rows(
+        "select project_id, tag, sum(conversations) as n from analytics_details.polyai_tags "
+        "group by all"
+    )
+    assert {(r["project_id"], r["tag"]): r["n"] for r in got_tags} == tags
+    assert ("PROJECT-alpha", "complaint") in tags
 
     # PII only when asked for: the variable adds the caller's number to the staging model.
     run_dbt(

@@ -15,7 +15,14 @@ import psycopg
 import pytest
 
 from tests import dbt_support
-from tests.conftest import PROJECTS, live_conversations, make_emulator, tap_config
+from tests.conftest import (
+    PROJECTS,
+    assert_loaded_details,
+    live_conversations,
+    live_details,
+    make_emulator,
+    tap_config,
+)
 from tests.pipeline_support import (
     postgres_target_config,
     postgres_url,
@@ -164,9 +171,74 @@ def test_pipeline_into_postgres(
             "where jsonb_array_length(turns) > 0"
         )
 
+        # conversation_details (the catalog selects every stream): after both runs, one row per
+        # finished conversation, equal to the API's detail now (summaries included); the calls
+        # in progress at run 1 got theirs in run 2.
+        details = live_details(emulator)
+        cursor = db.execute(f"select * from {SCHEMA}.conversation_details")
+        names = [d.name for d in cursor.description or ()]
+        assert_loaded_details([dict(zip(names, r, strict=True)) for r in cursor], details)
+        assert {i for i, r in visible1.items() if r["in_progress"]} <= set(details)
+        detail_types = dict(
+            db.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = %s and table_name = 'conversation_details'",
+                (SCHEMA,),
+            ).fetchall()
+        )
+        assert detail_types["function_events"] == "jsonb"
+        assert detail_types["finished_at"].startswith("timestamp")
+        assert detail_types["poly_score"] == "numeric"
+
         # The analytics project on what was loaded: every model and data test, metrics equal
         # to what Python computes from the API's records.
         _check_dbt_build(dbt_postgres, database, db, list(visible2.values()), tmp_path / "dbt")
+        _check_dbt_details(dbt_postgres, database, db, details, tmp_path / "dbt-details")
+
+
+def _dbt_env(database: str, schema: str) -> dict[str, str]:
+    info = psycopg.conninfo.conninfo_to_dict(postgres_url(database))
+    return {
+        "DBT_TARGET": "postgres",
+        "DBT_POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
+        "DBT_POSTGRES_PORT": str(info.get("port") or 5432),
+        "DBT_POSTGRES_USER": str(info.get("user") or "postgres"),
+        "DBT_POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "DBT_POSTGRES_DBNAME": database,
+        "DBT_SCHEMA": schema,
+        "POLYAI_SOURCE_SCHEMA": SCHEMA,
+    }
+
+
+def _check_dbt_details(
+    dbt: Path,
+    database: str,
+    db: psycopg.Connection[t.Any],
+    details: dict[str, dict[str, t.Any]],
+    workdir: Path,
+) -> None:
+    """The conversation_details models on PostgreSQL (jsonb tags): PolyScore and tag counts."""
+    env = _dbt_env(database, "analytics_details")
+    args = ["build", "--vars", "{polyai_conversation_details: true}"]
+    done = dbt_support.run_dbt(dbt, args, env, workdir)
+    summary = dbt_support.build_summary(done.stdout)
+    assert summary["ERROR"] == summary["SKIP"] == summary["WARN"] == 0, done.stdout[-3000:]
+    tags: dict[tuple[str, str], int] = {}
+    for detail in details.values():
+        for tag in detail["tags"]:
+            tags[(detail["project_id"], tag)] = tags.get((detail["project_id"], tag), 0) + 1
+    got = db.execute(
+        "select project_id, tag, sum(conversations)::int from analytics_details.polyai_tags "
+        "group by 1, 2"
+    ).fetchall()
+    assert {(p, tag): n for p, tag, n in got} == tags
+    ((scored, average),) = db.execute(
+        "select sum(scored)::int, sum(avg_poly_score * scored) / sum(scored) "
+        "from analytics_details.polyai_poly_score"
+    ).fetchall()
+    scores = [d["poly_score"] for d in details.values()]
+    assert scored == len(scores)
+    assert float(average) == pytest.approx(sum(scores) / len(scores))
 
 
 def _check_dbt_build(
@@ -176,17 +248,7 @@ def _check_dbt_build(
     truth: list[dict[str, t.Any]],
     workdir: Path,
 ) -> None:
-    info = psycopg.conninfo.conninfo_to_dict(postgres_url(database))
-    env = {
-        "DBT_TARGET": "postgres",
-        "DBT_POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
-        "DBT_POSTGRES_PORT": str(info.get("port") or 5432),
-        "DBT_POSTGRES_USER": str(info.get("user") or "postgres"),
-        "DBT_POSTGRES_PASSWORD": str(info.get("password") or ""),
-        "DBT_POSTGRES_DBNAME": database,
-        "DBT_SCHEMA": "analytics",
-        "POLYAI_SOURCE_SCHEMA": SCHEMA,
-    }
+    env = _dbt_env(database, "analytics")
     # A tombstone as a loader leaves it for a turn that no longer exists: the staging model
     # must drop it (or the turn-count data test fails).
     victim = db.execute(

@@ -19,7 +19,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from conftest import make_emulator, tap_config
+from conftest import assert_loaded_details, live_details, make_emulator, tap_config
 from pipeline_support import (
     FAKESNOW,
     TARGET_SNOWFLAKE,
@@ -28,13 +28,17 @@ from pipeline_support import (
     target_venv,
     unavailable,
 )
-from tap_runner import TapRun, run_tap
+from tap_runner import TapRun, discover, run_tap, selecting
 
 pytestmark = pytest.mark.pipeline
 
 DRIVER = Path(__file__).with_name("snowflake_load_driver.py")
 BATCH_ROWS = 500
-KEYS = {"conversations": ("id",), "conversation_turns": ("conversation_id", "turn_index")}
+KEYS = {
+    "conversations": ("id",),
+    "conversation_turns": ("conversation_id", "turn_index"),
+    "conversation_details": ("conversation_id",),
+}
 
 
 def _write(run: TapRun, path: Path) -> Path:
@@ -64,9 +68,11 @@ def load(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
         unavailable(f"cannot build the target-snowflake + fakesnow venv (needs PyPI): {exc}")
     tmp = tmp_path_factory.mktemp("snowflake")
     with make_emulator() as emulator:
-        first = run_tap(tap_config(emulator))
+        catalog = selecting(discover(tap_config(emulator)), "conversation_details")
+        first = run_tap(tap_config(emulator), catalog=catalog)
         emulator.clock.advance(dt.timedelta(days=1))
-        second = run_tap(tap_config(emulator), state=first.final_state)
+        second = run_tap(tap_config(emulator), state=first.final_state, catalog=catalog)
+        details = live_details(emulator)
     runs = [first, first, second]
     job = {
         "target_config": {
@@ -98,7 +104,7 @@ def load(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
     result = json.loads((tmp / "result.json").read_text())
-    return {"result": result, "runs": runs}
+    return {"result": result, "runs": runs, "details": details}
 
 
 def test_upserts_leave_one_row_per_key(load: dict[str, t.Any]) -> None:
@@ -162,6 +168,14 @@ def test_turns_read_back_equal_the_source(load: dict[str, t.Any]) -> None:
     assert any(_json(r["entities"]) for r in rows.values())
 
 
+def test_details_read_back_equal_the_api(load: dict[str, t.Any]) -> None:
+    """One row per finished conversation, equal to the emulator's detail after both syncs
+    (in-progress calls of the first got theirs in the second)."""
+    rows = load["result"]["conversation_details"]
+    assert len(rows) > 300
+    assert_loaded_details(rows, load["details"])
+
+
 def _snowflake_type(prop: dict[str, t.Any]) -> str:
     """The column type target-snowflake should create for a property of the announced SCHEMA."""
     declared = prop.get("type", "object")
@@ -200,13 +214,13 @@ def test_the_targets_own_statements_ran(load: dict[str, t.Any]) -> None:
     batches = sum(
         -(-len(run.records(stream)) // BATCH_ROWS) for run in load["runs"] for stream in KEYS
     )
-    assert statements["ran: CREATE TABLE"] == 2
+    assert statements["ran: CREATE TABLE"] == len(KEYS)
     assert statements["ran: PUT"] == batches
-    assert statements["ran: CREATE FILE FORMAT"] == 2 * len(load["runs"])
+    assert statements["ran: CREATE FILE FORMAT"] == len(KEYS) * len(load["runs"])
     assert statements["rewritten: MERGE"] == batches
     assert statements["shim: COPY INTO"] == batches
     assert statements["skipped: REMOVE"] == batches
-    assert statements["skipped: DROP FILE FORMAT"] == 2 * len(load["runs"])
+    assert statements["skipped: DROP FILE FORMAT"] == len(KEYS) * len(load["runs"])
     allowed = {"ran", "rewritten", "skipped", "shim"}
     assert {key.split(":")[0] for key in statements} <= allowed, statements
     # Nothing else was rewritten or skipped.
