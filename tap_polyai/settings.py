@@ -203,7 +203,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=24,
         description=(
             "Size of the first `start_time`/`end_time` slice. Later windows are sized to the "
-            "data (about a page each: longer through quiet time, shorter through busy time). A "
+            "data (a few pages each: longer through quiet time, shorter through busy time; the "
+            "same data and settings give the same windows). A "
             "STATE checkpoint is written after each finished window, so an interrupted sync "
             "resumes there."
         ),
