@@ -5,13 +5,32 @@ data and bookmarks checked against the Singer path on the same emulator data.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import signal
+import subprocess
 import typing as t
 from pathlib import Path
 
 import pytest
-from airbyte_support import SourceRun, configured_catalog, discover_catalog, run_source
-from conftest import ACCOUNT, KEYS, NOW, PROJECTS, iso, live_conversations, tap_config
-from tap_runner import run_tap
+from airbyte_support import (
+    SOURCE,
+    SourceRun,
+    assert_protocol_messages,
+    configured_catalog,
+    discover_catalog,
+    run_source,
+)
+from conftest import (
+    ACCOUNT,
+    KEYS,
+    NOW,
+    PROJECTS,
+    iso,
+    live_conversations,
+    make_emulator,
+    tap_config,
+)
+from tap_runner import parse_messages, run_tap
 
 from tap_polyai.emulator import Emulator, generate_conversations
 from tap_polyai.settings import CONFIG_SCHEMA, SDK_BUILTIN_SETTINGS, load_settings
@@ -244,3 +263,56 @@ def test_check_answers_succeeded_or_failed_with_the_reason(
     status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
     assert status["status"] == "FAILED"
     assert "page_size" in status["message"]
+
+
+def test_sigterm_writes_each_stream_state_marks_them_incomplete_and_exits_143(
+    tmp_path: Path,
+) -> None:
+    with make_emulator(latency_ms=40) as emulator:
+        config = tap_config(emulator, window_hours=2, max_concurrency=1)
+        catalog = configured_catalog(discover_catalog(config, tmp_path), STREAMS)
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+        command = [str(SOURCE), "read", "--config", str(tmp_path / "config.json")]
+        proc = subprocess.Popen(
+            [*command, "--catalog", str(tmp_path / "catalog.json")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        lines: list[bytes] = []
+        for line in proc.stdout:  # read until the first checkpoint, then interrupt
+            lines.append(line)
+            if json.loads(line)["type"] == "STATE":
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest, _ = proc.communicate(timeout=60)
+        run = SourceRun(parse_messages(b"".join(lines) + rest), proc.returncode, "")
+        assert_protocol_messages(run.messages)
+        assert run.returncode == 143
+        for stream in STREAMS:
+            assert run.statuses(stream)[-1] == "INCOMPLETE"
+        (error,) = run.errors
+        assert error["failure_type"] == "transient_error"
+        assert "Interrupted by SIGTERM" in run.logs
+        # The final STATE of each stream comes after every record: resume from it.
+        last_record = max(i for i, m in enumerate(run.messages) if m["type"] == "RECORD")
+        final = {
+            m["state"]["stream"]["stream_descriptor"]["name"]: (i, m["state"])
+            for i, m in enumerate(run.messages)
+            if m["type"] == "STATE"
+        }
+        assert set(final) == set(STREAMS)
+        assert all(i > last_record for i, _ in final.values())
+        emulator.faults.latency_ms = 0
+        second = run_source(
+            "read",
+            tmp_path,
+            config=config,
+            catalog=catalog,
+            state=[state for _, state in final.values()],
+        )
+        truth = set(live_conversations(emulator))
+        first = {r["id"] for r in run.records()}
+        assert truth - first, "the first read was really interrupted"
+        assert truth <= first | {r["id"] for r in second.records()}
