@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import math
 import random
 import threading
 import time
@@ -46,6 +47,19 @@ from tap_polyai.windows import Window
 
 MAX_BACKOFF_SECONDS = 60.0
 AGENTS_URL_SETTING = "'agents_api_url' (default from 'region', or 'api_url')"
+# Paging bounds of one window (docs/security.md): an API whose paging loops must not be
+# followed for as long as it answers.
+MAX_FRUITLESS_PAGES = 3  # pages in a row that bring no conversation new to the window
+MAX_CONVERSATIONS_PER_SECOND = 50  # far above any project's rate: 4.3 million a day
+SPARE_PAGES = 10
+
+
+def max_pages_per_window(window: Window, page_size: int) -> int:
+    """The most pages a window may return: what `MAX_CONVERSATIONS_PER_SECOND` would fill,
+    plus `SPARE_PAGES`. More means the API's paging does not end."""
+    seconds = max((window.end - window.start).total_seconds(), 0.0)
+    return SPARE_PAGES + math.ceil(seconds * MAX_CONVERSATIONS_PER_SECOND / max(page_size, 1))
+
 
 # Transport failures worth retrying. requests wraps most urllib3 errors; a body cut short
 # while streaming surfaces as ChunkedEncodingError or ConnectionError.
@@ -74,9 +88,13 @@ class RateGate:
         with self._lock:
             self._until = max(self._until, time.monotonic() + seconds)
 
-    def wait(self) -> None:
+    def wait(self, stop: threading.Event | None = None) -> None:
+        """Until the pause is over, or at once when `stop` is set (a signal, a failure)."""
         while (remaining := self._until - time.monotonic()) > 0:
-            self._sleep(remaining)
+            if stop is None:
+                self._sleep(remaining)
+            elif stop.wait(remaining):
+                return
 
 
 class PageWatch(t.Protocol):
@@ -154,15 +172,36 @@ class PolyAIClient:
         params = self.window_params(window)
         page: NextPage | None = None
         seen_pages: set[NextPage] = set()
+        seen: set[str] = set()  # conversation ids handed out from this window
+        limit = max_pages_per_window(window, self._settings.page_size)
+        pages = fruitless = 0
         while True:
+            before = len(seen)
             reader = yield from self._page(
-                project, {**params, **(page.params() if page else {})}, stop, watch
+                project, {**params, **(page.params() if page else {})}, stop, watch, seen
             )
+            pages += 1
             page = reader.next_page
             if watch is not None and not watch.page_done(page is not None):
                 return
             if page is None:
                 return
+            fruitless = 0 if len(seen) > before else fruitless + 1
+            where = f"Project {project.label}: window [{window.start_param}, {window.end_param})"
+            if fruitless >= MAX_FRUITLESS_PAGES:
+                msg = (
+                    f"{where}: {fruitless} pages in a row held only conversations already seen "
+                    "in this window, and the API still says more follow: its paging loops. "
+                    "Stopping; no checkpoint is written past this window."
+                )
+                raise PolyAIError(msg)
+            if pages >= limit:
+                msg = (
+                    f"{where}: more pages than a window this long can hold ({limit} at "
+                    f"'page_size' = {self._settings.page_size}), and the API still says more "
+                    "follow. Stopping; no checkpoint is written past this window."
+                )
+                raise PolyAIError(msg)
             if page in seen_pages:
                 # A cursor that comes back would page forever; stop loudly instead.
                 msg = f"Project {project.label}: the API repeated a page token; stopping."
@@ -175,8 +214,10 @@ class PolyAIClient:
         params: dict[str, t.Any],
         stop: threading.Event | None,
         watch: PageWatch | None,
+        handed_out: set[str],
     ) -> t.Generator[ConversationPayload, None, PageReader]:
-        handed_out: set[str] = set()
+        """One page, retried from its start; conversations in `handed_out` are skipped (a retry
+        of a page that broke halfway, or a conversation an earlier page of the window had)."""
         attempt = 0
         while True:
             try:
@@ -198,7 +239,7 @@ class PolyAIClient:
                 raise PolyAIError(f"Project {project.label}: {exc}") from None
             except (RetriableError, *_TRANSIENT) as exc:
                 attempt += 1
-                self._wait_to_retry(exc, attempt, project)
+                self._wait_to_retry(exc, attempt, project, stop)
 
     def detail_url(self, project: Project, conversation_id: str) -> str:
         """The Agents API's conversation detail; its `agentId` is the project id (Agent ID)."""
@@ -241,7 +282,7 @@ class PolyAIClient:
                 raise PolyAIError(f"Project {project.label}: {exc}") from None
             except (RetriableError, *_TRANSIENT) as exc:
                 attempt += 1
-                self._wait_to_retry(exc, attempt, project)
+                self._wait_to_retry(exc, attempt, project, stop)
 
     def _send(
         self,
@@ -254,7 +295,7 @@ class PolyAIClient:
         agents: bool = False,
     ) -> requests.Response:
         """One GET through the shared gate and pool; the slot is held until the headers are in."""
-        self.gate.wait()
+        self.gate.wait(stop)
         if stop is not None and stop.is_set():
             raise Cancelled
         with self.pool.slot(stop):
@@ -268,8 +309,13 @@ class PolyAIClient:
                 stream=stream,
             )
 
-    def _wait_to_retry(self, exc: BaseException, attempt: int, project: Project) -> None:
-        """After failed attempt number `attempt`: give up (PolyAIError) or wait for the next."""
+    def _wait_to_retry(
+        self, exc: BaseException, attempt: int, project: Project, stop: threading.Event | None
+    ) -> None:
+        """After failed attempt number `attempt`: give up (PolyAIError) or wait for the next.
+
+        Every wait ends at once when `stop` is set (a signal, a failure elsewhere).
+        """
         reason = _reason(exc, project)
         if attempt > self._settings.max_retries:
             msg = (
@@ -285,14 +331,13 @@ class PolyAIClient:
         else:
             delay = self._backoff(attempt)
         self._logger.warning(
-            "%s; retry %d/%d in %.1f s",
-            reason,
-            attempt,
-            self._settings.max_retries,
-            delay,
+            "%s; retry %d/%d in %.1f s", reason, attempt, self._settings.max_retries, delay
         )
-        if retry_after is None:
-            time.sleep(delay)
+        if retry_after is None:  # (a Retry-After is waited in `gate.wait` by every worker)
+            if stop is None:
+                time.sleep(delay)
+            elif stop.wait(delay):
+                raise Cancelled from None
 
     def _backoff(self, attempt: int) -> float:
         """Exponential with jitter: base * 2^(attempt-1), capped, times 0.5..1."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import math
 import socket
 import ssl
 import typing as t
@@ -75,7 +76,12 @@ def describe_envelope(response: requests.Response) -> str:
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date.
+
+    None when there is no usable value (missing, `nan`, `inf`, negative, garbage): the caller
+    then falls back to its own backoff, so junk never means retrying back to back. A date in
+    the past means now; any wait is capped at `MAX_RETRY_AFTER_SECONDS`.
+    """
     if not value:
         return None
     value = value.strip()
@@ -84,12 +90,14 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, IndexError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc)
-        seconds = (when - (now or dt.datetime.now(dt.timezone.utc))).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+        seconds = max((when - (now or dt.datetime.now(dt.timezone.utc))).total_seconds(), 0.0)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
 
 
 def classify_response(response: requests.Response, project: Project) -> None:

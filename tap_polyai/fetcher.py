@@ -35,6 +35,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import typing as t
 from collections import deque
 
@@ -52,6 +53,11 @@ _FLUSH_BYTES = 4 << 20  # hand a page over at its end, or in pieces of this much
 # collections ~15 % of a CPU-bound sync). Records are acyclic: collect less often while
 # fetching, and freeze what existed before the sync so full collections skip it.
 _GC_THRESHOLDS = (10_000, 100, 100)
+CLOSE_GRACE_SECONDS = 3.0
+
+# The stages a worker runs, in order, as `Fetcher(on_stage=...)` is told of them: a test seam
+# (raising there is a failure at that stage, in the worker's thread).
+STAGES = ("pick", "page", "record", "page_done", "hand_over")
 
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -136,8 +142,10 @@ class Fetcher(t.Generic[S, R]):
         workers: int,
         budget_bytes: int,
         logger: logging.Logger | None = None,
+        on_stage: t.Callable[[str], None] | None = None,
     ) -> None:
         self._fetch = fetch
+        self.on_stage = on_stage
         self.identify = identify
         self._workers = max(1, workers)
         self.budget = max(1, budget_bytes)
@@ -229,12 +237,15 @@ class Fetcher(t.Generic[S, R]):
             raise RuntimeError("the fetcher was closed")
 
     def close(self) -> None:
-        """Stop every worker (no new request starts) and wait for them."""
+        """Stop every worker (no new request starts) and wait for them, `CLOSE_GRACE_SECONDS` at
+        most: every wait of a worker wakes on the stop, but a request on the wire ends only with
+        its timeout, and a signal must end the run within seconds (the threads are daemons)."""
         with self._cond:
             self._stop.set()
             self._cond.notify_all()
+        deadline = time.monotonic() + CLOSE_GRACE_SECONDS
         for thread in self._threads:
-            thread.join()
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     # -- the workers' side --------------------------------------------------------------------
@@ -307,22 +318,26 @@ class Fetcher(t.Generic[S, R]):
         return None
 
     def _work(self) -> None:
-        while True:
-            with self._cond:
-                slot = self._pick()
-            if slot is None:
-                return
-            try:
-                self._fetch_slot(slot)
-            except _Stopped:
-                return
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the writer's thread
+        # Everything a worker runs is inside the try: planning a window, fetching it, handing it
+        # over. Any exception ends the run with that error (the writer re-raises it) rather than
+        # leaving the writer waiting for a thread that is gone.
+        try:
+            while True:
+                if self.on_stage is not None:
+                    self.on_stage("pick")
                 with self._cond:
-                    if not self._stop.is_set():  # else: told to stop, that is no failure
-                        self._failure = exc
-                        self._stop.set()
-                    self._cond.notify_all()
-                return
+                    slot = self._pick()
+                if slot is None:
+                    return
+                self._fetch_slot(slot)
+        except _Stopped:
+            return
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the writer's thread
+            with self._cond:
+                if not self._stop.is_set():  # else: told to stop, that is no failure
+                    self._failure = exc
+                    self._stop.set()
+                self._cond.notify_all()
 
     def _fetch_slot(self, slot: _Slot) -> None:
         run = _WindowRun(self, slot)
@@ -360,6 +375,8 @@ class Fetcher(t.Generic[S, R]):
     ) -> None:
         """Give records to the writer (and drop the reservation `release`, which their charge
         replaces); then, unless this is the head, wait for the budget."""
+        if self.on_stage is not None:
+            self.on_stage("hand_over")
         with self._cond:
             self.reserved -= release
             if records or charge:
@@ -408,6 +425,8 @@ class _WindowRun:
 
     # PageWatch, called by the client between records.
     def page_started(self, reader: Reader) -> None:
+        if self._fetcher.on_stage is not None:
+            self._fetcher.on_stage("page")
         self._reader = reader
         self._charged_of_reader = 0
         self._reads = 0
@@ -421,6 +440,8 @@ class _WindowRun:
         self._fetcher._release(amount)
 
     def page_done(self, more: bool) -> bool:
+        if self._fetcher.on_stage is not None:
+            self._fetcher.on_stage("page_done")
         self._pages += 1
         self._take_charge()
         self._fetcher._page_read(self._page_charge, streamed=self._reads > 1)
@@ -441,6 +462,8 @@ class _WindowRun:
         return True
 
     def add(self, record: t.Any) -> None:
+        if self._fetcher.on_stage is not None:
+            self._fetcher.on_stage("record")
         if self._carried is not None:
             self._carried.pop(self._fetcher.identify(record)[0], None)  # a fresher copy
         self._batch.append(record)
