@@ -71,7 +71,12 @@ class PageReader:
         if "chunked" in headers.get("Transfer-Encoding", "").lower():
             return True
         length = headers.get("Content-Length")
-        return length is None or int(length) > STREAM_THRESHOLD_BYTES
+        if length is None:
+            return True
+        try:
+            return int(length) > STREAM_THRESHOLD_BYTES
+        except ValueError:
+            raise BrokenBodyError("the Content-Length header is not a number") from None
 
     def conversations(self) -> t.Iterator[ConversationPayload]:
         try:
@@ -249,9 +254,19 @@ class _StreamedPage:
 
 
 def _next_page(has_cursor: bool, cursor: t.Any, next_offset: t.Any) -> NextPage | None:
-    """v3 says `cursor: null` at the end; responses without a cursor page by `next_offset`."""
+    """v3 says `cursor: null` at the end; responses without a cursor page by `next_offset`.
+
+    A cursor that is not a string or an offset that is not a non-negative integer is a broken
+    body: retried like a truncated one, then a named error.
+    """
     if has_cursor:
-        return NextPage(cursor=str(cursor)) if cursor else None
+        if cursor is None or cursor == "":
+            return None
+        if isinstance(cursor, bool) or not isinstance(cursor, (str, int)):
+            raise BrokenBodyError("the page's 'cursor' is not a string")
+        return NextPage(cursor=str(cursor))
     if next_offset is None:
         return None
-    return NextPage(offset=int(next_offset))
+    if isinstance(next_offset, bool) or not isinstance(next_offset, int) or next_offset < 0:
+        raise BrokenBodyError("the page's 'next_offset' is not a non-negative integer")
+    return NextPage(offset=next_offset)

@@ -35,6 +35,13 @@ API_VERSIONS = ("v3", "v2")
 CLIENT_ENVS = ("live", "sandbox", "pre-release")
 ON_SCHEMA_MISMATCH = ("warn", "fail")
 MAX_PAGE_SIZE = 1000
+# Maxima of the numeric settings: beyond them a value is a mistake, and some would overflow
+# date arithmetic or socket timeouts (a traceback instead of a message naming the setting).
+MAX_LOOKBACK_MINUTES = 365 * 24 * 60  # a year
+MAX_HOURS = 366 * 24
+MAX_BUFFER_MB = 65536
+MAX_RETRIES = 100
+MAX_TIMEOUT_SECONDS = 3600
 
 _PROJECT = th.ObjectType(
     th.Property("account_id", th.StringType, required=True, description="Workspace ID (ws-…)."),
@@ -190,7 +197,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "lookback_minutes",
-        th.IntegerType(minimum=0),
+        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
         default=60,
         description=(
             "Each run re-reads this far before the bookmark, to catch conversations that "
@@ -199,7 +206,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "window_hours",
-        th.IntegerType(minimum=1),
+        th.IntegerType(minimum=1, maximum=MAX_HOURS),
         default=24,
         description=(
             "Size of the first `start_time`/`end_time` slice. Later windows are sized to the "
@@ -211,7 +218,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "in_progress_hold_hours",
-        th.IntegerType(minimum=0),
+        th.IntegerType(minimum=0, maximum=MAX_HOURS),
         default=24,
         description=(
             "An in-progress conversation holds the bookmark at its `started_at` so a later run "
@@ -232,7 +239,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_buffer_mb",
-        th.IntegerType(minimum=1),
+        th.IntegerType(minimum=1, maximum=MAX_BUFFER_MB),
         default=64,
         description=(
             "Memory (MB, estimated) for conversations fetched ahead of the one being written, "
@@ -242,21 +249,21 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_retries",
-        th.IntegerType(minimum=0),
+        th.IntegerType(minimum=0, maximum=MAX_RETRIES),
         default=6,
         description="Retries of one request on 429, 5xx, timeouts and broken bodies.",
     ),
     th.Property(
         "retry_base_seconds",
-        th.NumberType(minimum=0),
+        th.NumberType(minimum=0, maximum=60),
         default=1.0,
-        description="First backoff delay; doubles per retry (with jitter), capped at 60 s.",
+        description=("First backoff delay; doubles per retry (with jitter), capped at 60 s."),
     ),
     th.Property(
         "request_timeout_seconds",
-        th.NumberType(minimum=1),
+        th.NumberType(minimum=1, maximum=MAX_TIMEOUT_SECONDS),
         default=300,
-        description="Connect/read timeout of one request (a read timeout is between bytes).",
+        description=("Connect/read timeout of one request (a read timeout is between bytes)."),
     ),
     th.Property(
         "delete_stale_turns",

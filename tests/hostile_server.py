@@ -58,7 +58,7 @@ class HostileServer:
             def log_message(self, *args: t.Any) -> None:
                 """Quiet: pytest shows the test's own output."""
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -72,6 +72,11 @@ class HostileServer:
     @property
     def host(self) -> str:
         return self.base_url.removeprefix("http://")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        """A client that hangs up early (the tap giving up on a bad page) is no news."""
 
 
 def encode(body: Body) -> bytes:

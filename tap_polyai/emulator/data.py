@@ -228,7 +228,12 @@ def _seed_for(seed: int, account_id: str, project_id: str) -> int:
 
 
 def _phone(rng: random.Random) -> str:
-    return "+4477009" + f"{rng.randrange(100000):05d}"
+    """A number reserved for fiction, never a real subscriber's: UK 07700 900000-900999
+    (Ofcom's drama range) or US NXX-555-0100..0199. One draw, as before, so data is stable."""
+    n = rng.randrange(100000)
+    if n % 2:
+        return f"+447700900{n % 1000:03d}"
+    return f"+1{200 + (n // 100) % 800}55501{n % 100:02d}"
 
 
 def _sized(text: str, chars: int | None) -> str:

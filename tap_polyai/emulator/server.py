@@ -7,7 +7,9 @@ pre-encoded bytes kept by :mod:`.store`; bodies over ``chunked_threshold`` are s
 ``Transfer-Encoding: chunked`` without ever being joined in memory.
 
 Admin endpoints under ``/_emulator/`` (no auth, never logged, never faulted) drive the same
-controls over HTTP when the emulator runs as a separate process (see :mod:`.cli`).
+controls over HTTP when the emulator runs as a separate process (see :mod:`.cli`). They are for
+local tests only: anyone who can reach them can rewrite the data, the clock and the faults, so
+the emulator binds 127.0.0.1 by default and must not be exposed on a network.
 """
 
 from __future__ import annotations
