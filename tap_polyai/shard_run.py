@@ -96,14 +96,25 @@ class MeltanoProject:
             subprocess.run(self.command(*args), cwd=self.project_dir, env=env, check=True)
 
     def shard_env(self, shard: Shard, environ: t.Mapping[str, str]) -> dict[str, str]:
-        """The environment of one shard's run; creates its isolated system directory."""
+        """The environment of one shard's run; creates its isolated system directory.
+
+        The run root and the shard's directory are made here, mode 0700, and must be real
+        directories (not symlinks); the plugin links must be the ones this runner makes.
+        Anything planted there by someone else is refused, never written through.
+        """
         sys_dir = self.shard_dir(shard)
-        sys_dir.mkdir(parents=True, exist_ok=True)
+        _own_directory(sys_dir.parent)
+        _own_directory(sys_dir)
         for name in PLUGIN_DIRS:
             link, target = sys_dir / name, self.base_sys_dir / name
             if not target.is_dir():
                 raise RuntimeError(f"{target} is missing: run the prepare step first")
-            if not link.is_symlink():
+            if link.is_symlink():
+                if os.readlink(link) != str(target):
+                    raise RuntimeError(f"{link} is a symlink this runner did not make: remove it")
+            elif link.exists():
+                raise RuntimeError(f"{link} exists and is not this runner's link: remove it")
+            else:
                 link.symlink_to(target, target_is_directory=True)
         return {
             **self.shared_env(environ),
@@ -132,7 +143,7 @@ class MeltanoProject:
         with subprocess.Popen(
             self.run_command(shard), cwd=self.project_dir, env=env, start_new_session=True
         ) as proc:
-            (self.shard_dir(shard) / "meltano.pid").write_text(str(proc.pid))
+            _write_new(self.shard_dir(shard) / "meltano.pid", str(proc.pid))
             try:
                 returncode = proc.wait()
             except BaseException:
@@ -140,6 +151,25 @@ class MeltanoProject:
                 raise
         if returncode != 0:
             raise subprocess.CalledProcessError(returncode, self.run_command(shard))
+
+
+def _own_directory(path: Path) -> None:
+    """Create `path` (and its parents) with mode 0700, or check it is a real directory."""
+    if path.is_symlink():
+        raise RuntimeError(f"{path} is a symlink this runner did not make: remove it")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.is_symlink() or not path.is_dir():
+        raise RuntimeError(f"{path} is not a directory this runner made: remove it")
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write `path` as a regular file of ours; never follow a symlink planted in its place."""
+    if path.is_symlink():
+        path.unlink()  # planted: removed, not followed (the runner owns this directory)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
 
 
 def main(argv: t.Sequence[str] = sys.argv[1:]) -> int:

@@ -15,6 +15,7 @@ recipes under `orchestration/` import it without the tap's dependencies.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import typing as t
@@ -49,10 +50,30 @@ class Shard:
 
     @property
     def name(self) -> str:
-        """Unique within a plan, stable across runs; safe as a state ID suffix and a task key."""
+        """Unique by construction, stable across runs; safe as a state ID suffix and a task key.
+
+        `<account>_<project>_<start>_<end>` with every character but `[A-Za-z0-9_]` made `_`.
+        Whenever that loses information — a character was replaced, an id holds `_` (the
+        separator), a bound has seconds — the name ends in `_` and 8 hex digits of the SHA-256
+        of the exact `(account, project, start, end)`: `(ws-a, P-1)` and `(ws-a, P.1)` differ.
+        """
         end = self.end.strftime("%Y%m%dT%H%M") if self.end else "open"
-        who = f"{self.project_id}_" if self.project_id else ""
-        return re.sub(r"[^A-Za-z0-9_]", "_", f"{who}{self.start:%Y%m%dT%H%M}_{end}")
+        ids = [i for i in (self.account_id, self.project_id) if i is not None]
+        readable = "".join(f"{i}_" for i in ids) + f"{self.start:%Y%m%dT%H%M}_{end}"
+        name = re.sub(r"[^A-Za-z0-9_]", "_", readable)
+        whole_minutes = all(
+            b is None or (b.second == 0 and b.microsecond == 0) for b in (self.start, self.end)
+        )
+        if name != readable or any("_" in i for i in ids) or not whole_minutes:
+            name += f"_{self.digest}"
+        return name
+
+    @property
+    def digest(self) -> str:
+        """8 hex digits of SHA-256 over the exact identity `(account, project, start, end)`."""
+        exact = [self.account_id, self.project_id, _iso(self.start)]
+        exact.append(_iso(self.end) if self.end else None)
+        return hashlib.sha256(json.dumps(exact).encode()).hexdigest()[:8]
 
     def to_dict(self) -> dict[str, str | None]:
         """JSON-able, without any key: what an orchestrator may store and show."""
@@ -141,8 +162,14 @@ def plan_shards(
         raise ValueError("projects must not repeat")
     ranges = date_ranges(start_dt, end_dt, every)
     if projects is None:
-        return [Shard(a, b) for a, b in ranges]
-    return [Shard(a, b, account, project) for a, b in ranges for account, project in projects]
+        shards = [Shard(a, b) for a, b in ranges]
+    else:
+        shards = [Shard(a, b, account, pid) for a, b in ranges for account, pid in projects]
+    names = [shard.name for shard in shards]
+    if len(set(names)) != len(names):  # two shards would share a state ID and a run directory
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"shard names must be unique; repeated: {', '.join(twice)}")
+    return shards
 
 
 def shards_at_once(requests_per_key: int, max_concurrency: int) -> int:

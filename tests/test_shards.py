@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -71,7 +73,7 @@ def test_quarters_by_project() -> None:
     )
     assert len(shards) == 2 * 5  # four of 91 days and the 1 day left (2024 is a leap year)
     assert shards[0].to_dict() == {
-        "name": "PROJECT_a_20240101T0000_20240401T0000",
+        "name": f"ws_acme_PROJECT_a_20240101T0000_20240401T0000_{shards[0].digest}",
         "start_date": "2024-01-01T00:00:00Z",
         "end_date": "2024-04-01T00:00:00Z",
         "account_id": "ws-acme",
@@ -83,7 +85,7 @@ def test_quarters_by_project() -> None:
 def test_open_ended_plan_is_one_incremental_shard_per_project() -> None:
     shards = plan_shards("2024-01-01", projects=PROJECTS)
     assert [(s.end, s.project_id) for s in shards] == [(None, p) for _, p in PROJECTS]
-    assert shards[0].name == "PROJECT_a_20240101T0000_open"
+    assert shards[0].name == f"ws_acme_PROJECT_a_20240101T0000_open_{shards[0].digest}"
 
 
 @pytest.mark.parametrize(
@@ -160,3 +162,81 @@ def test_each_shard_runs_in_its_own_system_dir_sharing_the_installed_plugins(
     # SQLite (the default) cannot be shared between workers: refused, with the reason.
     with pytest.raises(RuntimeError, match="shared PostgreSQL system database"):
         project.shard_env(a, {})
+
+
+def test_names_differ_where_sanitising_would_merge_them() -> None:
+    projects = [("ws-a", "PROJECT-1"), ("ws-b", "PROJECT-1"), ("ws-c", "PROJECT.1")]
+    shards = plan_shards("2024-01-01", "2024-02-01", projects=projects)
+    names = [s.name for s in shards]
+    assert len(set(names)) == 3
+    for shard, (account, project) in zip(shards, projects, strict=True):
+        assert shard.name.startswith(f"{account}_{project}_".replace("-", "_").replace(".", "_"))
+        assert shard.name.endswith(f"_{shard.digest}")
+    clean = Shard(BASE, None, "ws1", "P1")
+    assert clean.name == "ws1_P1_20240101T0000_open", "nothing lost: no hash"
+
+
+def test_the_planner_refuses_shards_that_would_share_a_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only a hash collision could do it: simulate one.
+    monkeypatch.setattr(Shard, "digest", property(lambda self: "00000000"))
+    with pytest.raises(ValueError, match="unique; repeated: ws_a_P_1_20240101T0000_open"):
+        plan_shards("2024-01-01", projects=[("ws-a", "P-1"), ("ws-a", "P.1")])
+
+
+ids = st.text(alphabet=st.sampled_from("aZ09-_. é/"), min_size=1, max_size=6)
+
+
+@settings(deadline=None, max_examples=200)
+@given(projects=st.lists(st.tuples(ids, ids), unique=True, min_size=1, max_size=6))
+def test_shard_names_are_unique_and_safe_for_any_ids(projects: list[tuple[str, str]]) -> None:
+    shards = plan_shards("2024-01-01", "2024-01-03", every=dt.timedelta(days=1), projects=projects)
+    names = [s.name for s in shards]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[A-Za-z0-9_]+", n) for n in names)
+
+
+def test_the_runner_makes_its_dirs_0700_and_never_writes_through_planted_links(
+    tmp_path: Path,
+) -> None:
+    for name in ("extractors", "loaders"):
+        (tmp_path / ".meltano" / name).mkdir(parents=True)
+    project = MeltanoProject(tmp_path, tmp_path / "meltano", run_root=tmp_path / "runs")
+    uri = {"MELTANO_DATABASE_URI": "postgresql+psycopg://db/meltano"}
+    a, b, c = plan_shards("2024-01-01", "2024-01-04", every=dt.timedelta(days=1))
+    sys_dir = Path(project.shard_env(a, uri)["MELTANO_SYS_DIR_ROOT"])
+    assert stat.S_IMODE(sys_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "runs").stat().st_mode) == 0o700
+
+    # A planted directory symlink, and a planted plugin link: refused, nothing written there.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    project.shard_dir(b).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(RuntimeError, match="symlink this runner did not make"):
+        project.shard_env(b, uri)
+    project.shard_dir(c).mkdir(mode=0o700)
+    (project.shard_dir(c) / "extractors").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(RuntimeError, match="symlink this runner did not make"):
+        project.shard_env(c, uri)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_pid_file_is_never_written_through_a_planted_symlink(tmp_path: Path) -> None:
+    for name in ("extractors", "loaders"):
+        (tmp_path / ".meltano" / name).mkdir(parents=True)
+    meltano = tmp_path / "meltano"
+    meltano.write_text("#!/bin/sh\nexit 0\n")
+    meltano.chmod(0o700)
+    project = MeltanoProject(tmp_path, meltano, run_root=tmp_path / "runs")
+    (shard,) = plan_shards("2024-01-01", "2024-01-02")
+    uri = {"MELTANO_DATABASE_URI": "postgresql+psycopg://db/meltano"}
+    project.shard_env(shard, uri)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (project.shard_dir(shard) / "meltano.pid").symlink_to(victim)
+    project.run(shard, uri)
+    assert victim.read_text() == "precious"
+    pid_file = project.shard_dir(shard) / "meltano.pid"
+    assert not pid_file.is_symlink()
+    assert pid_file.read_text().isdigit()
