@@ -11,7 +11,7 @@ from hostile_server import Answer, HostileServer, Seen, conversations, hostile_c
 from tap_runner import run_cli
 
 from tap_polyai.emulator import generate_conversations
-from tap_polyai.settings import CONFIG_SCHEMA, parse_datetime
+from tap_polyai.settings import CONFIG_SCHEMA, SDK_BUILTIN_SETTINGS, parse_datetime
 
 GOOD = conversations(3)
 
@@ -61,7 +61,7 @@ def test_a_page_that_heals_on_retry_is_delivered(tmp_path: Path) -> None:
 NUMERIC = [
     name
     for name, prop in CONFIG_SCHEMA["properties"].items()
-    if {"integer", "number"} & set(prop.get("type", []))
+    if {"integer", "number"} & set(prop.get("type", [])) and name not in SDK_BUILTIN_SETTINGS
 ]
 
 
