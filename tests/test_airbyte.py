@@ -274,10 +274,13 @@ def test_sigterm_writes_each_stream_state_marks_them_incomplete_and_exits_143(
         (tmp_path / "config.json").write_text(json.dumps(config))
         (tmp_path / "catalog.json").write_text(json.dumps(catalog))
         command = [str(SOURCE), "read", "--config", str(tmp_path / "config.json")]
+        # Unbuffered: `communicate` reads the pipe's descriptor directly, so lines a buffered
+        # reader had already taken in (the rest of this checkpoint's STATEs) would be lost.
         proc = subprocess.Popen(
             [*command, "--catalog", str(tmp_path / "catalog.json")],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            bufsize=0,
         )
         assert proc.stdout is not None
         lines: list[bytes] = []
