@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: emulator -> tap-polyai -> target-duckdb through Meltano, then `dbt build` of the
-# analytics models (transform/) and a report from them.
+# analytics models (transform/) and a report from them. The demo environment in meltano.yml
+# selects conversation_details too (PolyScore, tags, language, direction), so dbt builds the
+# detail models (var polyai_conversation_details) and the report shows them.
 # Idempotent: a fresh DuckDB file and --full-refresh (stored Meltano state ignored) every time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -89,10 +91,16 @@ grep -E "target-duckdb .*Loading [0-9]+ rows" "$LOG" | sed -E 's/.*(Loading .*)/
 
 # The expected row count comes from the emulator's truth (live conversations), never from
 # what the tap happened to request.
-EXPECTED="$(.venv/bin/python scripts/demo_truth.py "$BASE" ws-demo PROJECT-demo --client-env live)"
+# The detail figures too: the emulator's own details of the conversations whose detail has
+# settled (finished >= details_settle_minutes, default 30, before the emulator's clock).
+DETAILS_TRUTH="$OUT/demo-truth-details.json"
+EXPECTED="$(.venv/bin/python scripts/demo_truth.py "$BASE" ws-demo PROJECT-demo --client-env live \
+  --details-out "$DETAILS_TRUTH")"
+grep -E "tap-polyai .*conversation_details: " "$LOG" | sed -E 's/.*(conversation_details: .*)/    \1/' || true
 
-step "meltano --environment demo invoke dbt-duckdb:build  (models and data tests; log: $LOG)"
-if ! bash scripts/meltano.sh --environment demo invoke dbt-duckdb:build >>"$LOG" 2>&1; then
+step "meltano --environment demo invoke dbt-duckdb build --vars '{polyai_conversation_details: true}'  (models and data tests; log: $LOG)"
+if ! bash scripts/meltano.sh --environment demo invoke dbt-duckdb build \
+    --vars '{polyai_conversation_details: true}' >>"$LOG" 2>&1; then
   grep -E "ERROR|FAIL|Error" "$LOG" | tail -30 >&2
   exit 1
 fi
@@ -101,7 +109,7 @@ grep -E "Done\. PASS=" "$LOG" | tail -1 | sed -E 's/.*(Done\.)/    dbt: \1/' || 
 step "report from the dbt models in $DB (schema analytics)"
 .meltano/loaders/target-duckdb/venv/bin/python scripts/demo_report.py "$DB" \
   --schema polyai --models-schema analytics --expect-conversations "$EXPECTED" \
-  --chart-data "$OUT/demo-charts.json"
+  --expect-details "$DETAILS_TRUTH" --chart-data "$OUT/demo-charts.json"
 
 step "charts of the same models (Vega-Lite, JavaScript inlined: opens offline)"
 REPORT="$(.venv/bin/python scripts/demo_charts.py "$OUT/demo-charts.json" "$OUT/demo-report.html")"

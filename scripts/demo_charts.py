@@ -73,20 +73,79 @@ def latency_per_variant(rows: Rows) -> alt.Chart:
     )
 
 
+def poly_score_per_day(rows: Rows) -> alt.Chart:
+    """PolyAI's PolyScore per UTC day: the average over scored conversations, and the range."""
+    base = alt.Chart(alt.Data(values=rows), title="PolyScore per day").encode(
+        x=alt.X("day:T", title="day (UTC)")
+    )
+    band = base.mark_area(opacity=0.2).encode(
+        y=alt.Y("min_poly_score:Q", title="PolyScore"), y2="max_poly_score:Q"
+    )
+    line = base.mark_line(point=True).encode(
+        y="avg_poly_score:Q",
+        tooltip=[
+            "day:T",
+            "scored:Q",
+            alt.Tooltip("avg_poly_score:Q", format=".3f"),
+            "min_poly_score:Q",
+            "max_poly_score:Q",
+        ],
+    )
+    return (band + line).properties(width=WIDTH, height=220)
+
+
+def language_direction(rows: Rows) -> alt.Chart:
+    """Conversations per language, split inbound / outbound."""
+    return (
+        alt.Chart(alt.Data(values=rows), title="Conversations by language and direction")
+        .mark_bar()
+        .encode(
+            x=alt.X("conversations:Q", title="conversations", stack="zero"),
+            y=alt.Y("language:N", sort="-x", title=None),
+            color=alt.Color("direction:N", title="direction", legend=alt.Legend(orient="bottom")),
+            tooltip=["language:N", "direction:N", "conversations:Q"],
+        )
+        .properties(width=WIDTH, height=alt.Step(22))
+    )
+
+
+def tags(rows: Rows) -> alt.Chart:
+    """Conversations carrying each tag (a conversation counts once per tag)."""
+    return (
+        alt.Chart(alt.Data(values=rows), title="Conversations by tag")
+        .mark_bar()
+        .encode(
+            x=alt.X("conversations:Q", title="conversations"),
+            y=alt.Y("tag:N", sort="-x", title=None),
+            tooltip=["tag:N", "conversations:Q"],
+        )
+        .properties(width=WIDTH, height=alt.Step(22))
+    )
+
+
 # Key of the rows in the JSON -> the function drawing them, in the order of the report.
-CHARTS: dict[str, t.Callable[[Rows], alt.Chart]] = {
+CHARTS: dict[str, t.Callable[[Rows], alt.Chart | alt.LayerChart]] = {
     "containment_per_day": containment_per_day,
     "handoffs_by_reason": handoffs_by_reason,
     "latency_per_variant": latency_per_variant,
+    # conversation_details models: drawn when demo_report.py wrote their rows.
+    "poly_score_per_day": poly_score_per_day,
+    "language_direction": language_direction,
+    "tags": tags,
 }
+DETAIL_CHARTS = ("poly_score_per_day", "language_direction", "tags")
 
 
 def report(data: dict[str, Rows]) -> alt.VConcatChart:
-    missing = [key for key in CHARTS if not data.get(key)]
+    missing = [
+        key for key in CHARTS if not data.get(key) and (key in data or key not in DETAIL_CHARTS)
+    ]
     if missing:
         raise SystemExit(f"no rows for chart(s): {', '.join(missing)}")
-    charts = [draw(data[key]) for key, draw in CHARTS.items()]
-    return alt.vconcat(*charts, title="tap-polyai demo: the dbt models").configure_view(stroke=None)
+    charts = [draw(data[key]) for key, draw in CHARTS.items() if key in data]
+    report = alt.vconcat(*charts, title="tap-polyai demo: the dbt models")
+    # Each chart keeps its own colours and legend (below it, inside the page).
+    return report.resolve_scale(color="independent").configure_view(stroke=None)
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ complete window.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
 import logging
@@ -516,6 +517,9 @@ class ConversationDetailsStream(_PolyAIStream):
             return  # in progress: `BookmarkHold.observe` holds the bookmark already
         if self._rule.worth_reading(conversation) or not self._hold(conversation, hold):
             stage.submit(project, _list_fields(conversation))
+            self._count(project)["requested"] += 1
+        else:
+            self._count(project)["held"] += 1
 
     def write(
         self,
@@ -526,8 +530,10 @@ class ConversationDetailsStream(_PolyAIStream):
         """The details of one window: settled ones written, the others hold the bookmark."""
         drift = t.cast(SchemaDrift, self._drift)
         rows = []
+        counts = self._count(project)
         for conversation, detail in results:
             if not self._rule.settled(detail) and self._hold(conversation, hold):
+                counts["held"] += 1
                 continue
             row = drift.conform(record_of(extract(detail.body), conversation), project.label)
             if drift.take_changes():
@@ -535,6 +541,16 @@ class ConversationDetailsStream(_PolyAIStream):
             rows.append(blank_dates_to_null(row))
         if rows:
             self._write_records(rows)
+            counts["written"] += len(rows)
+
+    @functools.cached_property
+    def _counts(self) -> collections.defaultdict[str, collections.Counter[str]]:
+        """Per project label: details requested, rows written, conversations held (not
+        settled); the end-of-stream line (`summary`) reports them."""
+        return collections.defaultdict(collections.Counter)
+
+    def _count(self, project: Project) -> collections.Counter[str]:
+        return self._counts[project.label]
 
     def _hold(self, conversation: t.Mapping[str, t.Any], hold: BookmarkHold) -> bool:
         """Hold the bookmark at the conversation; False when it is too old to hold (cap)."""
@@ -554,8 +570,16 @@ class ConversationDetailsStream(_PolyAIStream):
         return False
 
     def summary(self, project_label: str) -> str:
+        """The end-of-stream line: what happened to the details, then their schema drift."""
+        c = self._counts[project_label]
+        line = (
+            f"Project {project_label}: conversation_details: {c['requested']} detail "
+            f"request(s), {c['written']} row(s) written, {c['held']} held until they settle"
+        )
         drift = self._drift
-        return drift.summary(project_label) if drift is not None else ""
+        if drift is None:
+            return line
+        return f"{line}; {drift.summary(project_label).removeprefix(f'Project {project_label}: ')}"
 
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None

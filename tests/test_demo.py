@@ -5,6 +5,10 @@ the rows against the emulator's truth and writes output/demo-report.html. Chromi
 file with no network (the Vega JavaScript is inlined), and the test reads the rendered SVG: one
 point per day, one bar per handoff reason and per variant and percentile, each labelled with the
 numbers of the models' rows.
+
+The demo selects conversation_details too: the PolyScore, language/direction and tag sections of
+the report and their charts must equal the emulator's own details (written by
+scripts/demo_truth.py while the emulator ran, from `GET /_emulator/details`).
 """
 
 from __future__ import annotations
@@ -78,6 +82,34 @@ def rendered_dom(html: Path, profile: Path) -> str:
     return proc.stdout
 
 
+def section(stdout: str, title: str) -> list[dict[str, str]]:
+    """The rows of one table of the text report, by column (cut at the dashes' columns)."""
+    lines = stdout[stdout.index(f"## {title}") :].splitlines()
+    header, dashes = lines[1], lines[2]
+    spans = [(m.start(), m.end()) for m in re.finditer(r"-+", dashes)]
+    names = [header[a:b].strip() for a, b in spans]
+    rows = []
+    for line in lines[3:]:
+        if not line.strip():
+            break
+        cells = [
+            line[a : (b if i < len(spans) - 1 else None)].strip() for i, (a, b) in enumerate(spans)
+        ]
+        rows.append(dict(zip(names, cells, strict=True)))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def details_truth(demo: subprocess.CompletedProcess[str]) -> dict[str, t.Any]:
+    truth: dict[str, t.Any] = json.loads((ROOT / "output" / "demo-truth-details.json").read_text())
+    # Not vacuous: details loaded, several variants, both directions, tags.
+    assert truth["details"] > 300
+    assert len(truth["poly_score"]) >= 3
+    assert {key.split("/")[1] for key in truth["language_direction"]} == {"inbound", "outbound"}
+    assert len(truth["tags"]) >= 5
+    return truth
+
+
 def test_the_demo_loads_exactly_the_emulators_truth(demo: subprocess.CompletedProcess[str]) -> None:
     assert re.search(r"OK: (\d+) conversation rows loaded = \1 live conversations", demo.stdout)
     assert (
@@ -100,10 +132,80 @@ def test_the_demo_report_renders_its_charts_with_data(
     assert 'aria-roledescription="visualization"' in dom, "Vega rendered no SVG"
 
     points = re.findall(r'aria-label="([^"]*)"[^>]*aria-roledescription="point"', dom)
-    assert len(points) == len(data["containment_per_day"]) > 0
+    score_points = [p for p in points if "avg_poly_score" in p]
+    assert len(points) - len(score_points) == len(data["containment_per_day"]) > 0
+    assert len(score_points) == len(data["poly_score_per_day"]) > 0
     bars = re.findall(r'aria-label="([^"]*)"[^>]*aria-roledescription="bar"', dom)
-    assert len(bars) == len(data["handoffs_by_reason"]) + len(data["latency_per_variant"])
+    assert len(bars) == sum(
+        len(data[key])
+        for key in ("handoffs_by_reason", "latency_per_variant", "language_direction", "tags")
+    )
     for row in data["handoffs_by_reason"]:
         assert f"handoffs: {row['handoffs']}; reason: {row['reason']}" in bars
-    for title in ("Containment per day", "Handoffs by reason", "Agent latency percentiles"):
+    for title in (
+        "Containment per day",
+        "Handoffs by reason",
+        "Agent latency percentiles",
+        "PolyScore per day",
+        "Conversations by language and direction",
+        "Conversations by tag",
+    ):
         assert title in dom
+
+
+def test_the_detail_sections_equal_the_emulators_details(
+    demo: subprocess.CompletedProcess[str], details_truth: dict[str, t.Any]
+) -> None:
+    """The report's PolyScore, language/direction and tag tables, read as printed."""
+    truth = details_truth
+    assert (
+        f"OK: {truth['details']} conversation_details rows = the emulator's settled details"
+        in demo.stdout
+    )
+    loaded = f'Loading {truth["details"]} rows into \'"demo"."polyai"."conversation_details"\''
+    assert loaded in demo.stdout  # what target-duckdb says it loaded
+    scores = section(demo.stdout, "PolyScore per variant")
+    assert {r["variant_id"]: int(r["scored"]) for r in scores} == {
+        v: s["scored"] for v, s in truth["poly_score"].items()
+    }
+    for row in scores:
+        want = truth["poly_score"][row["variant_id"]]
+        for key in ("avg", "min", "max"):
+            assert float(row[f"{key}_poly_score"]) == pytest.approx(want[key], abs=0.005)
+    splits = section(demo.stdout, "Language and direction")
+    assert {f"{r['language']}/{r['direction']}": int(r["conversations"]) for r in splits} == (
+        truth["language_direction"]
+    )
+    total = sum(truth["language_direction"].values())
+    for row in splits:
+        share = 100 * truth["language_direction"][f"{row['language']}/{row['direction']}"] / total
+        assert float(row["share_pct"]) == pytest.approx(share, abs=0.05)
+    tags = section(demo.stdout, "Tags")
+    assert {r["tag"]: int(r["conversations"]) for r in tags} == truth["tags"]
+
+
+def test_the_detail_charts_draw_the_emulators_details(
+    demo: subprocess.CompletedProcess[str], details_truth: dict[str, t.Any], tmp_path: Path
+) -> None:
+    """Each detail chart's marks, as Chromium rendered them, carry the emulator's figures."""
+    dom = rendered_dom(ROOT / "output" / "demo-report.html", tmp_path / "chromium")
+    labels = re.findall(r'aria-label="([^"]*)"[^>]*aria-roledescription="(?:bar|point)"', dom)
+
+    def fields(label: str) -> dict[str, str]:
+        return dict(part.split(": ", 1) for part in label.split("; "))
+
+    marks = [fields(label) for label in labels]
+    tags = {m["tag"]: int(m["conversations"]) for m in marks if "tag" in m}
+    assert tags == details_truth["tags"]
+    splits = {
+        f"{m['language']}/{m['direction']}": int(m["conversations"])
+        for m in marks
+        if "language" in m
+    }
+    assert splits == details_truth["language_direction"]
+    days = [m for m in marks if "avg_poly_score" in m]
+    per_day = details_truth["poly_score_per_day"]
+    assert len(days) == len(per_day)
+    assert sorted(int(m["scored"]) for m in days) == sorted(d["scored"] for d in per_day.values())
+    averages = sorted(float(m["avg_poly_score"]) for m in days)
+    assert averages == pytest.approx(sorted(d["avg"] for d in per_day.values()), abs=1e-9)

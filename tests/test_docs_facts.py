@@ -6,10 +6,13 @@ test that guards it), so it cannot come back.
 
 from __future__ import annotations
 
+import collections
+import json
 import re
 import subprocess
 import sys
 import typing as t
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,7 +20,7 @@ import yaml
 from tap_polyai.emulator import Emulator
 from tap_polyai.schema import CONVERSATION_TURNS_SCHEMA, CONVERSATIONS_SCHEMA
 from tap_polyai.shards import plan_shards
-from tests.conftest import ACCOUNT
+from tests.conftest import ACCOUNT, live_details
 from tests.docs_support import ROOT, bash_blocks, pages, text
 
 PATH = re.compile(
@@ -100,6 +103,29 @@ def test_the_demo_checks_rows_against_the_emulators_truth(emulator: Emulator) ->
     assert 0 < len(live) < len({c["id"] for c in visible}), "the data has non-live conversations"
     assert int(proc.stdout) == len(live)
     assert f"{len(visible)} conversations, {len(live)} live" in proc.stderr
+    assert [r for r in emulator.requests if "/conversations" in r.get("path", "")] == []
+
+
+def test_the_demos_detail_truth_is_the_settled_details(emulator: Emulator, tmp_path: Path) -> None:
+    """demo_truth.py's detail figures come from the conversations whose detail the tap loads
+    (tests.conftest.live_details: finished, settled), counted from the API's own details."""
+    out = tmp_path / "details.json"
+    script = str(ROOT / "scripts" / "demo_truth.py")
+    args = [emulator.base_url, ACCOUNT, "PROJECT-alpha", "--details-out", str(out)]
+    subprocess.run([sys.executable, script, *args], capture_output=True, check=True, timeout=60)
+    figures = json.loads(out.read_text())
+    details = {
+        cid: d for cid, d in live_details(emulator).items() if d["project_id"] == "PROJECT-alpha"
+    }
+    assert figures["details"] == len(details) > 0
+    tags: collections.Counter[str] = collections.Counter()
+    for detail in details.values():
+        tags.update(detail["tags"])
+    assert figures["tags"] == dict(tags)
+    scores = [d["poly_score"] for d in details.values() if d.get("poly_score") is not None]
+    assert sum(v["scored"] for v in figures["poly_score"].values()) == len(scores)
+    assert sum(v["scored"] for v in figures["poly_score_per_day"].values()) == len(scores)
+    assert sum(figures["language_direction"].values()) == len(details)
     assert [r for r in emulator.requests if "/conversations" in r.get("path", "")] == []
 
 
@@ -195,6 +221,18 @@ def test_what_meltano_yml_says_make_demo_runs_is_what_it_runs() -> None:
     demo = " ".join((ROOT / "scripts" / "demo.sh").read_text().replace("\\\n", " ").split())
     assert " ".join(said.group(1).split()) in demo
     assert "polyai-to-duckdb" not in said.group(1)
+
+
+def test_the_demo_commands_verification_shows_are_what_demo_sh_runs() -> None:
+    """docs/verification.md shows the demo's Meltano commands (not run there: tests/test_demo.py
+    runs scripts/demo.sh); each is in demo.sh, as `bash scripts/meltano.sh ...`."""
+    (block,) = [b for b in bash_blocks("verification.md") if "--environment demo" in b.body]
+    assert not block.runs
+    assert "scripts/demo.sh" in block.lead
+    demo = " ".join((ROOT / "scripts" / "demo.sh").read_text().replace("\\\n", " ").split())
+    for line in block.body.splitlines():
+        assert line.startswith("meltano "), line
+        assert "bash scripts/meltano.sh " + " ".join(line.split()[1:]) in demo, line
 
 
 @pytest.mark.parametrize("name", EVERYWHERE)

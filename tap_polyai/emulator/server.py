@@ -414,6 +414,16 @@ class _Handler(BaseHTTPRequestHandler):
         now = emu.clock.now()
         return {"now": format_ts(now), "conversations": store.visible_summary(now)}
 
+    def _admin_details(self, params: dict[str, list[str]], payload: dict[str, Any]) -> Any:
+        """Every visible conversation's detail as the Agents API answers it now (the truth the
+        demo checks PolyScore, tags, language and direction against)."""
+        emu = self.server.emulator
+        account = (params.get("account_id") or [""])[-1]
+        project = (params.get("project_id") or [""])[-1]
+        if (account, project) not in emu._stores:
+            raise ApiError(404, "PROJECT_NOT_FOUND", "Unknown account_id/project_id.")
+        return {"now": format_ts(emu.clock.now()), "details": emu.details(account, project)}
+
     def _admin_clear_faults(self, params: dict[str, list[str]], payload: dict[str, Any]) -> Any:
         self.server.emulator.faults.clear()
         return {"ok": True}
@@ -460,6 +470,7 @@ class _Handler(BaseHTTPRequestHandler):
         ("GET", "requests"): _admin_requests,
         ("DELETE", "requests"): _admin_reset,
         ("GET", "truth"): _admin_truth,
+        ("GET", "details"): _admin_details,
         ("POST", "clock"): _admin_clock,
         ("POST", "faults"): _admin_fault,
         ("DELETE", "faults"): _admin_clear_faults,
@@ -625,6 +636,17 @@ class Emulator:
         if conv is None or not conv.is_visible(now):
             raise KeyError(conversation_id)
         return detail_view(conv, now, summary_delay=self.summary_delay, drift=self.detail_drift)
+
+    def details(self, account_id: str, project_id: str) -> list[dict[str, Any]]:
+        """The detail of every conversation the API shows now (all environments), in API
+        order, as the detail endpoint would return each."""
+        now = self.clock.now()
+        store = self._stores[(account_id, project_id)]
+        return [
+            detail_view(conv, now, summary_delay=self.summary_delay, drift=self.detail_drift)
+            for conv in (store.get(c["id"]) for c in store.visible_summary(now))
+            if conv is not None
+        ]
 
     # -- truth and statistics ------------------------------------------------------------------
 
