@@ -90,8 +90,13 @@ def test_the_docs_state_loop_keeps_and_advances_the_state(
             assert later is not None
             assert later > t.cast(str, marks1[project])
         starts = [r["params"]["start_time"][0] for r in emulator.requests if r.get("params")]
-        assert min(starts) >= min(t.cast(str, m) for m in marks1.values())[:10], (
-            "the second run read from the bookmark, not from start_date"
-        )
+        # From the bookmark less `lookback_minutes` (60 by default), not from start_date. (A
+        # date-prefix comparison failed whenever that hour crossed midnight UTC.)
+        earliest = dt.datetime.fromisoformat(min(starts).replace("Z", "+00:00"))
+        first_mark = min(t.cast(str, m) for m in marks1.values())
+        lookback = dt.timedelta(minutes=60)
+        assert (
+            earliest >= dt.datetime.fromisoformat(first_mark.replace("Z", "+00:00")) - lookback
+        ), "the second run read from the bookmark, not from start_date"
         rows = db.execute("select count(*), count(distinct id) from polyai.conversations")
         assert rows.fetchone() == (len(live_conversations(emulator)),) * 2
