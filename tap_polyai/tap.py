@@ -12,12 +12,13 @@ from types import FrameType
 
 import click
 import jsonschema
+import singer_sdk
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.plugin_base import JSONSchemaValidator, SingerCommand, _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_polyai import redaction
+from tap_polyai import __version__, redaction
 from tap_polyai.drift import InvalidConversationError
 from tap_polyai.errors import PolyAIError
 from tap_polyai.output import BufferedMsgSpecWriter
@@ -62,6 +63,33 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, ConfigValidationError) and exc.errors:
         return f"{exc}: " + " ".join(exc.errors)
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@functools.cache
+def _sdk_version() -> str | None:
+    """The `Version:` of the one `singer_sdk-*.dist-info` beside the imported package.
+
+    Every run logs the SDK's version; `importlib.metadata.version()` imports importlib.metadata
+    and the email package's header parser and scans every installed distribution for it, about
+    20 ms before the first request. None (the caller asks importlib.metadata) if that directory
+    is missing, not alone or unreadable.
+    """
+    site = os.path.dirname(os.path.dirname(singer_sdk.__file__ or ""))
+    try:
+        found = [
+            n for n in os.listdir(site) if n.startswith("singer_sdk-") and n.endswith(".dist-info")
+        ]
+        if len(found) != 1:
+            return None
+        with open(os.path.join(site, found[0], "METADATA"), encoding="utf-8") as file:
+            for line in file:
+                if line.startswith("Version:"):
+                    return line.partition(":")[2].strip() or None
+                if not line.strip():  # the end of the headers
+                    return None
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def _describe_schema_error(error: jsonschema.ValidationError) -> str:
@@ -120,6 +148,16 @@ class TapPolyAI(Tap):
         if errors:
             self.logger.warning("Config validation failed")
         return errors
+
+    @classmethod
+    def get_plugin_version(cls) -> str:
+        """This package's version (a constant: see `tap_polyai.__version__`)."""
+        return __version__
+
+    @classmethod
+    def get_sdk_version(cls) -> str:
+        """singer-sdk's version, read as `importlib.metadata` would but without its imports."""
+        return _sdk_version() or super().get_sdk_version()
 
     @classmethod
     def get_singer_command(cls) -> click.Command:
