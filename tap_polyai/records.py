@@ -21,7 +21,7 @@ import typing as t
 
 import msgspec
 
-from tap_polyai.drift import InvalidConversationError, SchemaDrift
+from tap_polyai.drift import MODES, InvalidConversationError, SchemaDrift
 from tap_polyai.schema import (
     CONVERSATION_PROPERTIES,
     CONVERSATION_TURNS_SCHEMA,
@@ -92,15 +92,29 @@ class RecordConformer:
     """Fast typed check per conversation; drift handling (`drift.py`) for the rest."""
 
     def __init__(self, logger: logging.Logger, *, on_schema_mismatch: str = "warn") -> None:
+        if on_schema_mismatch not in MODES:
+            raise ValueError(
+                f"on_schema_mismatch must be one of {MODES}, not {on_schema_mismatch!r}"
+            )
         self._logger = logger
-        self.drift = SchemaDrift(
-            CONVERSATIONS_SCHEMA,
-            CONVERSATION_TURNS_SCHEMA,
-            TURN_SCHEMA["properties"],
-            mode=on_schema_mismatch,
-            logger=logger,
-        )
+        self._mode = on_schema_mismatch
+        self._drift: SchemaDrift | None = None
         self._on_schema_change: t.Callable[[set[str]], None] | None = None
+
+    @property
+    def drift(self) -> SchemaDrift:
+        """The drift handling: against the catalog's schemas once `bind` gave them, else the
+        tap's own. Built on first use: a stream binds before its sync, and copying both
+        schemas for nothing cost every run (and `--discover`) a few ms of start-up."""
+        if self._drift is None:
+            self._drift = SchemaDrift(
+                CONVERSATIONS_SCHEMA,
+                CONVERSATION_TURNS_SCHEMA,
+                TURN_SCHEMA["properties"],
+                mode=self._mode,
+                logger=self._logger,
+            )
+        return self._drift
 
     def bind(
         self,
@@ -112,7 +126,7 @@ class RecordConformer:
     ) -> None:
         """Check against the streams' own schemas (the catalog's); `on_schema_change` gets
         the names of the streams whose schema grew, before the record that needs it."""
-        self.drift = SchemaDrift(
+        self._drift = SchemaDrift(
             conversation_schema,
             turn_row_schema,
             TURN_SCHEMA["properties"],
