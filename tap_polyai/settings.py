@@ -9,7 +9,6 @@ before the first request with a message that names the setting.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import ipaddress
 import logging
 import re
@@ -427,6 +426,8 @@ def _unknown_settings(config: t.Mapping[str, t.Any], notices: list[tuple[int, st
     for key in sorted(config):
         if key in known or key.startswith("_"):
             continue
+        import difflib  # only for an unknown key
+
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else "."
         notices.append((logging.WARNING, f"Unknown setting '{key}' is ignored{hint}"))

@@ -25,13 +25,6 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_polyai.client import PolyAIClient
 from tap_polyai.decoding import ConversationPayload, RecordDecoder, SplicedRecord, turn_dicts
-from tap_polyai.details import (
-    DetailStage,
-    SettleRule,
-    blank_dates_to_null,
-    extract,
-    record_of,
-)
 from tap_polyai.drift import SchemaDrift
 from tap_polyai.fetcher import Fetcher
 from tap_polyai.output import BufferedMsgSpecWriter
@@ -49,6 +42,9 @@ from tap_polyai.windows import BookmarkHold, Window, WindowPlanner, isoformat, r
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
+    # details.py is imported where used: a run without `conversation_details` (the default)
+    # never loads it and its thread pool (concurrent.futures), ~3 ms of start-up.
+    from tap_polyai.details import DetailStage, SettleRule
     from tap_polyai.tap import TapPolyAI
 
 REPLICATION_KEY = "started_at"
@@ -486,6 +482,8 @@ class ConversationDetailsStream(_PolyAIStream):
 
     @functools.cached_property
     def _rule(self) -> SettleRule:
+        from tap_polyai.details import SettleRule
+
         return SettleRule(self._settings.details_settle, self._tap.sync_started_at)  # type: ignore[attr-defined]
 
     def stage(self, client: PolyAIClient) -> DetailStage[Window]:
@@ -503,6 +501,8 @@ class ConversationDetailsStream(_PolyAIStream):
                 stream=self.name,
                 required=("conversation_id", "started_at"),
             )
+        from tap_polyai.details import DetailStage
+
         return DetailStage(client.detail, workers=self._settings.max_concurrency)
 
     def request(
@@ -528,6 +528,8 @@ class ConversationDetailsStream(_PolyAIStream):
         hold: BookmarkHold,
     ) -> None:
         """The details of one window: settled ones written, the others hold the bookmark."""
+        from tap_polyai.details import blank_dates_to_null, extract, record_of
+
         drift = t.cast(SchemaDrift, self._drift)
         rows = []
         counts = self._count(project)

@@ -29,6 +29,9 @@ NOT_LOADED = (
     "logging.handlers",  # logging.config
     "email.policy",  # importlib.metadata reading a distribution's METADATA
     "zipp",
+    "tap_polyai.details",  # only with `conversation_details` selected
+    "concurrent.futures",  # details.py's thread pool
+    "difflib",  # settings.py: only to suggest a name for an unknown key
 )
 
 # Prints which deferred modules are real (imported) and which of NOT_LOADED are loaded, at exit.
