@@ -28,6 +28,9 @@ TARGETS_DIR = Path(os.environ.get("TAP_POLYAI_TARGETS_DIR", ROOT / ".venv-target
 
 # Pinned versions; meltano.yml pins the same ones.
 TARGET_POSTGRES = "meltanolabs-target-postgres==0.8.1"
+# The other PostgreSQL loader in use (PipelineWise's, singer-python based, psycopg2):
+# tests/test_pipeline_postgres.py loads every stream with it too.
+PIPELINEWISE_TARGET_POSTGRES = "pipelinewise-target-postgres==2.1.2"
 TARGET_SNOWFLAKE = "meltanolabs-target-snowflake==0.20.4"
 # fakesnow runs target-snowflake's own code in-process (tests/test_snowflake_load.py).
 FAKESNOW = "fakesnow==0.12.1"
@@ -156,6 +159,26 @@ def require_venv(name: str, requirement: str, **kwargs: t.Any) -> Path:
 def target_postgres_executable() -> Path:
     """meltanolabs-target-postgres's executable, from its shared venv."""
     return require_venv("target-postgres", TARGET_POSTGRES) / "bin" / "target-postgres"
+
+
+def pipelinewise_target_postgres_executable() -> Path:
+    """pipelinewise-target-postgres's executable (also called `target-postgres`)."""
+    venv = require_venv("pipelinewise-target-postgres", PIPELINEWISE_TARGET_POSTGRES)
+    return venv / "bin" / "target-postgres"
+
+
+def pipelinewise_target_config(database: str, schema: str) -> dict[str, t.Any]:
+    """pipelinewise-target-postgres settings for `database`.`schema` (it takes the connection
+    as fields, not a URL, and refuses an empty password: any one passes trust auth)."""
+    info = psycopg.conninfo.conninfo_to_dict(postgres_url(database))
+    return {
+        "host": str(info.get("host") or "127.0.0.1"),
+        "port": int(info.get("port") or 5432),
+        "user": str(info.get("user") or "postgres"),
+        "password": str(info.get("password") or "unused-with-trust-auth"),
+        "dbname": database,
+        "default_target_schema": schema,
+    }
 
 
 def python_at_least(minor: int) -> str | None:

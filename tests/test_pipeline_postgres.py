@@ -1,4 +1,5 @@
-"""The real pipeline into PostgreSQL: emulator -> tap-polyai | meltanolabs-target-postgres.
+"""The real pipeline into PostgreSQL: emulator -> tap-polyai | meltanolabs-target-postgres, and
+the same into pipelinewise-target-postgres (the other loader in use), every stream row for row.
 
 Needs a server (POSTGRES_URL or PG* variables, default postgres@127.0.0.1:5432) and, the first
 time, PyPI to build `.venv-targets/target-postgres`. Without either the test skips, unless
@@ -24,6 +25,8 @@ from tests.conftest import (
     tap_config,
 )
 from tests.pipeline_support import (
+    pipelinewise_target_config,
+    pipelinewise_target_postgres_executable,
     postgres_target_config,
     postgres_url,
     run_pipeline,
@@ -193,6 +196,70 @@ def test_pipeline_into_postgres(
         # The analytics project on what was loaded: every model and data test, metrics equal
         # to what Python computes from the API's records.
         _check_dbt_build(dbt_postgres, database, db, list(visible2.values()), tmp_path / "dbt")
+        _check_dbt_details(dbt_postgres, database, db, details, tmp_path / "dbt-details")
+
+
+def test_pipeline_into_pipelinewise_target_postgres(
+    admin_url: str, dbt_postgres: Path, database: str, tmp_path: Path
+) -> None:
+    """pipelinewise-target-postgres 2.1.2: every stream, conversation_details included, row for
+    row against the emulator after two runs (the second finishes the calls in progress and
+    upserts their details), then the detail models on its layout (`jsonb` tags, no `_sdc_*`
+    columns)."""
+    target = pipelinewise_target_postgres_executable()
+    target_config = pipelinewise_target_config(database, SCHEMA)
+    with make_emulator() as emulator, psycopg.connect(postgres_url(database)) as db:
+        config = tap_config(emulator)
+        catalog = _catalog(config)
+        state = run_pipeline(
+            TAP_COMMAND, config, target, target_config, tmp_path / "run1", catalog=catalog
+        )
+        assert state is not None, "pipelinewise-target-postgres emitted no STATE"
+        running = {i for i, r in live_conversations(emulator).items() if r["in_progress"]}
+        assert running
+
+        def details_loaded() -> list[dict[str, t.Any]]:
+            cursor = db.execute(f"select * from {SCHEMA}.conversation_details")
+            names = [d.name for d in cursor.description or ()]
+            return [dict(zip(names, r, strict=True)) for r in cursor]
+
+        assert_loaded_details(details_loaded(), live_details(emulator))
+        assert not running & {r["conversation_id"] for r in details_loaded()}
+
+        emulator.clock.advance(dt.timedelta(hours=7))
+        config2 = {**config, "end_date": _iso(emulator.clock.now())}
+        state2 = run_pipeline(
+            TAP_COMMAND,
+            config2,
+            target,
+            target_config,
+            tmp_path / "run2",
+            state=state,
+            catalog=catalog,
+        )
+        assert state2 is not None
+        details = live_details(emulator)
+        assert_loaded_details(details_loaded(), details)  # upserted: one row per conversation
+        assert running <= set(details)
+
+        visible = live_conversations(emulator)
+        rows, distinct = db.execute(
+            f"select count(*), count(distinct id) from {SCHEMA}.conversations"
+        ).fetchone()
+        assert rows == distinct == len(visible)
+        ((turns,),) = db.execute(f"select count(*) from {SCHEMA}.conversation_turns").fetchall()
+        assert turns == sum(len(r.get("turns") or []) for r in visible.values()) > 0
+        types = dict(
+            db.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = %s and table_name = 'conversation_details'",
+                (SCHEMA,),
+            ).fetchall()
+        )
+        assert types["tags"] == types["function_events"] == "jsonb"
+        assert types["poly_score"] == "double precision"
+        assert types["finished_at"] == "timestamp without time zone"
+        db.commit()
         _check_dbt_details(dbt_postgres, database, db, details, tmp_path / "dbt-details")
 
 
