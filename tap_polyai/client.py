@@ -32,6 +32,7 @@ import requests
 
 from tap_polyai.decoding import ConversationPayload
 from tap_polyai.errors import (
+    DetailNotFoundError,
     PolyAIError,
     RetriableError,
     RetriesExhaustedError,
@@ -116,6 +117,10 @@ class PolyAIClient:
         self._local = threading.local()
         self.gate = RateGate()
         self.pool = AdaptivePool(settings.max_concurrency, logger)
+        # Projects whose detail endpoint answered 2xx in this run: host and key are right, so a
+        # 404 there is one deleted conversation, not a wrong `agents_api_url` (`detail`).
+        self._details_answered: set[tuple[str, str]] = set()
+        self._details_lock = threading.Lock()
 
     def _session(self, agents: bool = False) -> KeyedSession:
         # requests.Session is not safe to share between threads: one per worker thread and
@@ -253,8 +258,15 @@ class PolyAIClient:
 
         It shares the gate, the pool and the retry policy with the list pages, so a 429 on
         either host slows both: the key and the rate limit belong to the same account.
+
+        A 404 is fatal (`DetailNotFoundError`, naming the host and `agents_api_url`) until this
+        project's detail endpoint has answered 2xx in this run. After that, host and key are
+        known to be right, and a 404 means the conversation was deleted after the list showed
+        it: the result is a `Detail` with `not_found` set (the stream warns and writes no row
+        for it) and the sync goes on. Not retried: a deleted conversation stays deleted.
         """
         url = self.detail_url(project, conversation_id)
+        key = (project.account_id, project.project_id)
         attempt = 0
         while True:
             try:
@@ -267,8 +279,19 @@ class PolyAIClient:
                     agents=True,
                 )
                 with response:
-                    classify_detail_response(response, project, conversation_id)
+                    try:
+                        classify_detail_response(response, project, conversation_id)
+                    except DetailNotFoundError as exc:
+                        with self._details_lock:
+                            answered = key in self._details_answered
+                        if not answered:
+                            raise
+                        self.pool.succeeded()  # an answer, not a sign of overload
+                        reason = f"HTTP 404 from {exc.host} ({exc.envelope})"
+                        return Detail({}, _server_date(response), not_found=reason)
                     self.pool.succeeded()
+                    with self._details_lock:
+                        self._details_answered.add(key)
                     try:
                         body = msgspec.json.decode(response.content)
                     except msgspec.DecodeError:
@@ -346,10 +369,15 @@ class PolyAIClient:
 
 
 class Detail(t.NamedTuple):
-    """A conversation's detail as the Agents API sent it, and the API's clock (`Date`)."""
+    """A conversation's detail as the Agents API sent it, and the API's clock (`Date`).
+
+    `not_found`: the API answered 404 for this conversation after it had answered others of
+    the project (deleted since the list showed it): why, for the warning; `body` is empty.
+    """
 
     body: dict[str, t.Any]
     server_time: dt.datetime | None
+    not_found: str | None = None
 
 
 def _server_date(response: requests.Response) -> dt.datetime | None:

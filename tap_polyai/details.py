@@ -22,6 +22,13 @@ stream needs beyond the list's machinery:
   conversation whose detail was not written.
 - **Records** (`extract`): camelCase to snake_case, fields the list already has left out; the
   result goes through the same drift handling as conversations (`drift.SchemaDrift`).
+- **A deleted conversation**: a 404 for one conversation's detail, once the project's detail
+  endpoint has answered 2xx in this run, means it was deleted after the list showed it. The
+  client returns a `Detail` with `not_found` set; the stream logs a warning (project,
+  conversation, status, PolyAI's error_code/error_id), writes no row, does not hold the bookmark
+  and goes on; the end-of-stream line counts it. Before any 2xx for that project, a 404 is the
+  named error (host, `agents_api_url`): the host or the agent may be wrong, and skipping every
+  conversation would load nothing in silence.
 """
 
 from __future__ import annotations

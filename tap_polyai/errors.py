@@ -38,6 +38,19 @@ class RequestRefusedError(PolyAIError):
     (key, region, project IDs, filters); retrying the same request cannot help."""
 
 
+class DetailNotFoundError(PolyAIError):
+    """A 404 for one conversation's detail. Fatal (its message names the host and
+    `agents_api_url`) unless this project's detail endpoint has answered in this run: then the
+    conversation was deleted after the list showed it, and the client skips it
+    (`client.PolyAIClient.detail`). `host` and `envelope` (PolyAI's error fields) are kept for
+    that warning."""
+
+    def __init__(self, message: str, *, host: str, envelope: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.envelope = envelope
+
+
 class RetriesExhaustedError(PolyAIError):
     """Retriable failures (429, 5xx, network) outlasted 'max_retries': the service or the
     network, not the settings; a later run may well succeed."""
@@ -153,6 +166,7 @@ def classify_detail_response(
 
     401/403/404 name the host and the settings of that host (`agents_api_url`,
     `agents_api_key`): the list may work with the same project while the detail host does not.
+    A 404 is a `DetailNotFoundError`, which the client may turn into a skipped conversation.
     """
     status = response.status_code
     if status < 400 or status == 429 or status >= 500:
@@ -171,7 +185,11 @@ def classify_detail_response(
         ),
     }
     hint = hints.get(status, "request refused")
-    raise PolyAIError(f"{where}: {hint}. {AGENTS_API_HINT}. {describe_envelope(response)}")
+    envelope = describe_envelope(response)
+    message = f"{where}: {hint}. {AGENTS_API_HINT}. {envelope}"
+    if status == 404:
+        raise DetailNotFoundError(message, host=host, envelope=envelope)
+    raise PolyAIError(message)
 
 
 def _causes(exc: BaseException) -> t.Iterator[BaseException]:

@@ -534,6 +534,17 @@ class ConversationDetailsStream(_PolyAIStream):
         rows = []
         counts = self._count(project)
         for conversation, detail in results:
+            if detail.not_found is not None:
+                counts["not_found"] += 1
+                self.logger.warning(
+                    "Project %s: conversation %s: %s for its detail, though this project's "
+                    "detail endpoint answered before in this run: deleted since the list "
+                    "showed it. No conversation_details row for it; the sync goes on.",
+                    project.label,
+                    conversation.get("id"),
+                    detail.not_found,
+                )
+                continue
             if not self._rule.settled(detail) and self._hold(conversation, hold):
                 counts["held"] += 1
                 continue
@@ -548,7 +559,7 @@ class ConversationDetailsStream(_PolyAIStream):
     @functools.cached_property
     def _counts(self) -> collections.defaultdict[str, collections.Counter[str]]:
         """Per project label: details requested, rows written, conversations held (not
-        settled); the end-of-stream line (`summary`) reports them."""
+        settled), 404s skipped; the end-of-stream line (`summary`) reports them."""
         return collections.defaultdict(collections.Counter)
 
     def _count(self, project: Project) -> collections.Counter[str]:
@@ -576,7 +587,8 @@ class ConversationDetailsStream(_PolyAIStream):
         c = self._counts[project_label]
         line = (
             f"Project {project_label}: conversation_details: {c['requested']} detail "
-            f"request(s), {c['written']} row(s) written, {c['held']} held until they settle"
+            f"request(s), {c['written']} row(s) written, {c['held']} held until they settle, "
+            f"{c['not_found']} not found (HTTP 404: deleted since the list showed them)"
         )
         drift = self._drift
         if drift is None:

@@ -252,6 +252,69 @@ def test_auth_and_host_errors_name_the_host_and_the_setting(
     assert [r["status"] for r in detail_requests(emulator)] == [status], "no retry"
 
 
+def test_a_conversation_deleted_before_its_detail_is_read_is_skipped_with_a_warning(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Once the project's detail endpoint has answered in this run, a 404 for one conversation
+    (deleted since the list showed it) is a warning naming it, the project, the status and
+    PolyAI's error fields; it gets no row, and the sync goes on to the end."""
+    config = tap_config(emulator)
+    expected = expected_rows(emulator)
+    alpha = sorted(
+        (r["started_at"], cid) for cid, r in expected.items() if r["project_id"] == "PROJECT-alpha"
+    )
+    # Well after the first max_concurrency requests: its request starts once others answered.
+    victim = alpha[len(alpha) // 2][1]
+    emulator.faults.add("deleted", conversation_id=victim)
+    catalog_file = tmp_path / "catalog.json"
+    catalog_file.write_text(json.dumps(details_catalog(config)))
+    run = run_cli(config, tmp_path, "--catalog", str(catalog_file))
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {r["conversation_id"]: r for r in run.records(STREAM)}
+    assert victim not in rows
+    assert rows == {cid: row for cid, row in expected.items() if cid != victim}
+    assert victim in {c["id"] for c in run.records()}, "its conversation row is loaded"
+    warning = next(line for line in run.stderr.splitlines() if f"conversation {victim}:" in line)
+    assert "WARNING" in warning
+    assert f"Project {ACCOUNT}/PROJECT-alpha" in warning
+    assert f"HTTP 404 from 127.0.0.1:{emulator.port}" in warning
+    assert "error_code=CONVERSATIONS_NOT_FOUND" in warning
+    assert "error_id=" in warning
+    assert "the sync goes on" in warning
+    assert f"Project {ACCOUNT}/PROJECT-alpha: conversation_details: " in run.stderr
+    assert "1 not found (HTTP 404" in run.stderr
+    assert f"Project {ACCOUNT}/PROJECT-beta: conversation_details: " in run.stderr
+    assert "0 not found (HTTP 404" in run.stderr
+    statuses = {r["conversation_id"]: r["status"] for r in detail_requests(emulator)}
+    assert statuses.pop(victim) == 404
+    assert set(statuses.values()) == {200}
+    assert [r["conversation_id"] for r in detail_requests(emulator)].count(victim) == 1, (
+        "not retried"
+    )
+    for key in KEYS.values():
+        assert key not in run.stderr
+
+
+def test_a_404_before_the_detail_endpoint_answered_stops_the_sync(emulator: Emulator) -> None:
+    """The project's first detail answer is a 404: host or agent may be wrong, so it is the
+    named error (host, `agents_api_url`), not a skipped conversation."""
+    config = tap_config(
+        emulator,
+        projects=[{"account_id": ACCOUNT, "project_id": "PROJECT-alpha"}],
+        max_concurrency=1,
+    )
+    emulator.faults.add("deleted", project_id="PROJECT-alpha")
+    with pytest.raises(PolyAIError) as failure:
+        run_tap(config, catalog=details_catalog(config))
+    message = str(failure.value)
+    (first,) = detail_requests(emulator)
+    assert first["status"] == 404
+    assert f"HTTP 404 from 127.0.0.1:{emulator.port}" in message
+    assert f"conversation {first['conversation_id']}" in message
+    assert "agents_api_url" in message
+    assert "error_code=CONVERSATIONS_NOT_FOUND" in message
+
+
 def test_detail_drift_is_coerced_and_new_fields_are_declared() -> None:
     with make_emulator(detail_drift=True) as emulator:
         config = tap_config(emulator)

@@ -4,8 +4,10 @@ Why a queue of one-shot faults: retry logic is tested by saying "the next reques
 this, then things recover" and asserting on the request log, without timing games. Faults are
 taken in FIFO order by API requests only (never by the ``/_emulator/`` admin endpoints), and
 can be restricted to one project and to one endpoint (``"conversations"``, the list, or
-``"details"``, the Agents API's conversation detail). ``latency_ms`` is the persistent
-per-request delay used by benchmarks to make page round-trips realistic.
+``"details"``, the Agents API's conversation detail), and a detail fault to one conversation.
+``deleted`` answers a detail request 404 ``CONVERSATIONS_NOT_FOUND``, as the API does for a
+conversation deleted after the list showed it. ``latency_ms`` is the persistent per-request
+delay used by benchmarks to make page round-trips realistic.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from datetime import datetime, timedelta
 __all__ = ["FAULT_KINDS", "Fault", "Faults", "RetryAfter"]
 
 ENDPOINTS = ("conversations", "details")
-FAULT_KINDS = ("rate_limit", "server_error", "truncate", "reset", "invalid_json", "latency")
+FAULT_KINDS = (
+    "rate_limit",
+    "server_error",
+    "truncate",
+    "reset",
+    "invalid_json",
+    "latency",
+    "deleted",
+)
 
 #: ``Retry-After`` value: seconds (int/float/str sent verbatim), an absolute ``datetime`` or a
 #: ``timedelta`` from the real wall-clock time (both sent as an HTTP-date), or None (no header).
@@ -36,6 +46,7 @@ class Fault:
     seconds: float = 1.0  # latency
     chunked: bool | None = None  # truncate: None = whatever the response would have used
     endpoint: str | None = None  # "conversations" or "details"; None: either
+    conversation_id: str | None = None  # details only: this conversation's requests only
 
 
 class Faults:
@@ -57,8 +68,13 @@ class Faults:
         seconds: float = 1.0,
         chunked: bool | None = None,
         endpoint: str | None = None,
+        conversation_id: str | None = None,
     ) -> Fault:
-        """Queue a fault for the next ``times`` matching requests and return it."""
+        """Queue a fault for the next ``times`` matching requests and return it.
+
+        ``deleted`` and ``conversation_id`` concern the detail endpoint only (``endpoint`` is
+        then ``"details"``).
+        """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
         if times < 1:
@@ -67,16 +83,38 @@ class Faults:
             raise ValueError("server_error status must be 5xx")
         if endpoint not in (None, *ENDPOINTS):
             raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
-        fault = Fault(kind, times, project_id, status, retry_after, seconds, chunked, endpoint)
+        if kind == "deleted" or conversation_id is not None:
+            if endpoint == "conversations":
+                raise ValueError("'deleted' and conversation_id apply to the details endpoint")
+            endpoint = "details"
+        fault = Fault(
+            kind,
+            times,
+            project_id,
+            status,
+            retry_after,
+            seconds,
+            chunked,
+            endpoint,
+            conversation_id,
+        )
         with self._lock:
             self._queue.append(fault)
         return fault
 
-    def take(self, project_id: str | None, endpoint: str = "conversations") -> Fault | None:
-        """Consume one use of the first fault matching ``project_id`` and ``endpoint``."""
+    def take(
+        self,
+        project_id: str | None,
+        endpoint: str = "conversations",
+        conversation_id: str | None = None,
+    ) -> Fault | None:
+        """Consume one use of the first fault matching ``project_id``, ``endpoint`` and (for a
+        detail) ``conversation_id``."""
         with self._lock:
             for i, fault in enumerate(self._queue):
                 if fault.endpoint not in (None, endpoint):
+                    continue
+                if fault.conversation_id not in (None, conversation_id):
                     continue
                 if fault.project_id is None or fault.project_id == project_id:
                     fault.times -= 1

@@ -265,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here.")
             if emu.faults.latency_ms > 0:
                 time.sleep(emu.faults.latency_ms / 1000.0)
-            fault = emu.faults.take(agent_id, "details")
+            fault = emu.faults.take(agent_id, "details", conversation_id)
             if fault is not None:
                 entry["fault"] = fault.kind
                 if fault.kind == "truncate":
@@ -314,6 +314,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(_GARBAGE)))
             self.end_headers()
             self.wfile.write(_GARBAGE)
+        elif fault.kind == "deleted":
+            entry["status"] = 404
+            self._send_error(
+                404, "CONVERSATIONS_NOT_FOUND", "Conversation ID does not exist.", corr
+            )
         elif fault.kind == "reset":
             # SO_LINGER 0: closing sends RST instead of a graceful FIN.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -459,6 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
                 seconds=float(payload.get("seconds", 1.0)),
                 chunked=payload.get("chunked"),
                 endpoint=payload.get("endpoint"),
+                conversation_id=payload.get("conversation_id"),
             )
         except (ValueError, TypeError) as exc:
             raise ApiError(400, "BAD_REQUEST", str(exc)) from None
