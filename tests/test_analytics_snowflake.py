@@ -12,6 +12,9 @@ The raw tables are created as meltanolabs-target-snowflake 0.20.4 types them
 (tests/test_snowflake_types.py checks that mapping): VARIANT for JSON, FLOAT for durations and
 latency, NUMBER for integers, plus its _SDC_* columns. They hold an older duplicate version of
 some conversations (an append-only load) and a tombstoned turn, which staging must drop.
+conversation_details is loaded too (VARIANT tags and function events, TIMESTAMP_TZ, FLOAT), with
+stale versions of some details, and the build enables its models
+(`polyai_conversation_details`): the Snowflake branch of the tags macro (LATERAL FLATTEN) runs.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from pathlib import Path
 import pytest
 
 from tests import dbt_support
-from tests.conftest import live_conversations, make_emulator
+from tests.conftest import live_conversations, live_details, make_emulator
 
 pytestmark = [pytest.mark.pipeline]
 
-# Runs in the dbt-snowflake venv: load argv[1]'s records into fakesnow with Snowflake SQL
-# (FLATTEN over one PARSE_JSON: one statement per table), `dbt build`, print the marts as JSON
-# on the last line.
+# Runs in the dbt-snowflake venv: load argv[1]'s records and argv[2]'s details into fakesnow with
+# Snowflake SQL (FLATTEN over one PARSE_JSON: one statement per table), `dbt build` with the
+# detail models, print the marts as JSON on the last line.
 FAKESNOW_BUILD = textwrap.dedent(
     """
     import hashlib, json, sys
@@ -41,6 +44,7 @@ FAKESNOW_BUILD = textwrap.dedent(
     from dbt.cli.main import dbtRunner
 
     versions = json.dumps(json.load(open(sys.argv[1])))
+    detail_versions = json.dumps(json.load(open(sys.argv[2])))
     with fakesnow.patch(create_database_on_connect=True, create_schema_on_connect=True):
         cur = snowflake.connector.connect(database="POLYAI_DB", schema="POLYAI").cursor()
         meta = ("_SDC_EXTRACTED_AT TIMESTAMP_NTZ, _SDC_BATCHED_AT TIMESTAMP_NTZ, "
@@ -60,6 +64,27 @@ FAKESNOW_BUILD = textwrap.dedent(
             "STARTED_AT TIMESTAMP_NTZ, USER_INPUT VARCHAR, USER_INPUT_DATETIME TIMESTAMP_NTZ, "
             "AGENT_RESPONSE VARCHAR, AGENT_RESPONSE_DATETIME TIMESTAMP_NTZ, LATENCY FLOAT, "
             "IS_OOD BOOLEAN, IS_SILENCE BOOLEAN, BARGE_IN BOOLEAN, " + meta + ")"
+        )
+        cur.execute(
+            "CREATE TABLE POLYAI.CONVERSATION_DETAILS (CONVERSATION_ID VARCHAR, "
+            "ACCOUNT_ID VARCHAR, PROJECT_ID VARCHAR, STARTED_AT TIMESTAMP_TZ, "
+            "CREATED_AT TIMESTAMP_TZ, FINISHED_AT TIMESTAMP_TZ, DURATION FLOAT, "
+            "LANGUAGE VARCHAR, DIRECTION VARCHAR, TAGS VARIANT, POLY_SCORE FLOAT, "
+            "SHORT_SUMMARY VARCHAR, NOTE VARCHAR, DEPLOYMENT_ID VARCHAR, AUDIO_URL VARCHAR, "
+            "FUNCTION_EVENTS VARIANT, " + meta + ")"
+        )
+        cur.execute(
+            "INSERT INTO POLYAI.CONVERSATION_DETAILS SELECT v.value:conversation_id::VARCHAR, "
+            "v.value:account_id::VARCHAR, v.value:project_id::VARCHAR, "
+            "v.value:started_at::TIMESTAMP_TZ, v.value:created_at::TIMESTAMP_TZ, "
+            "v.value:finished_at::TIMESTAMP_TZ, v.value:duration::FLOAT, "
+            "v.value:language::VARCHAR, v.value:direction::VARCHAR, v.value:tags, "
+            "v.value:poly_score::FLOAT, v.value:short_summary::VARCHAR, v.value:note::VARCHAR, "
+            "v.value:deployment_id::VARCHAR, v.value:audio_url::VARCHAR, "
+            "v.value:function_events, v.value:_extracted_at::TIMESTAMP_NTZ, "
+            "v.value:_extracted_at::TIMESTAMP_NTZ, NULL, v.index "
+            "FROM TABLE(FLATTEN(INPUT => PARSE_JSON(%s))) v",
+            [detail_versions],
         )
         # Every version of every conversation (as an append-only load keeps them), then the
         # turns of the latest versions, then one tombstone.
@@ -111,9 +136,19 @@ FAKESNOW_BUILD = textwrap.dedent(
             return fake_connect(*args, **kwargs)
 
         snowflake.connector.connect = recording_connect
-        result = dbtRunner().invoke(["build", "--threads", "1"])
+        result = dbtRunner().invoke(
+            ["build", "--threads", "1", "--vars", "{polyai_conversation_details: true}"]
+        )
         out = {"success": bool(result.success), "connects": connects}
-        for model in ("POLYAI_DAILY", "POLYAI_VARIANT_COMPARISON", "STG_POLYAI__TURNS"):
+        for model in (
+            "POLYAI_DAILY",
+            "POLYAI_VARIANT_COMPARISON",
+            "STG_POLYAI__TURNS",
+            "STG_POLYAI__CONVERSATION_DETAILS",
+            "POLYAI_POLY_SCORE",
+            "POLYAI_LANGUAGE_DIRECTION",
+            "POLYAI_TAGS",
+        ):
             cur.execute("SELECT * FROM ANALYTICS." + model)
             names = [d[0].lower() for d in cur.description]
             out[model.lower()] = [dict(zip(names, row)) for row in cur.fetchall()]
@@ -158,6 +193,17 @@ def _versions(truth: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     return out
 
 
+def _detail_versions(details: dict[str, dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The latest details, plus an older version of every 5th one (no score, another tag)."""
+    out = []
+    for n, detail in enumerate(details.values()):
+        if n % 5 == 0:
+            stale = {**detail, "tags": ["stale"], "poly_score": None, "language": "xx-XX"}
+            out.append({**stale, "_extracted_at": "2020-01-01 00:00:00"})
+        out.append({**detail, "_extracted_at": "2030-01-01 00:00:00"})
+    return out
+
+
 def test_dbt_build_with_snowflake_adapter_on_fakesnow(tmp_path: Path) -> None:
     """dbt build on fakesnow, authenticated with a key pair as the loader is (docs/snowflake.md)."""
     venv = dbt_support.dbt_venv("snowflake")
@@ -171,8 +217,11 @@ def test_dbt_build_with_snowflake_adapter_on_fakesnow(tmp_path: Path) -> None:
     ).stdout.strip()
     with make_emulator() as emulator:
         truth = list(live_conversations(emulator).values())
+        details = live_details(emulator)
     records = tmp_path / "records.json"
     records.write_text(json.dumps(_versions(truth)))
+    detail_records = tmp_path / "details.json"
+    detail_records.write_text(json.dumps(_detail_versions(details)))
     env = {
         **os.environ,
         "PYTHONWARNINGS": "ignore",
@@ -194,7 +243,7 @@ def test_dbt_build_with_snowflake_adapter_on_fakesnow(tmp_path: Path) -> None:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", FAKESNOW_BUILD, str(records)],
+        [str(venv / "bin" / "python"), "-c", FAKESNOW_BUILD, str(records), str(detail_records)],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -234,3 +283,29 @@ def test_dbt_build_with_snowflake_adapter_on_fakesnow(tmp_path: Path) -> None:
         want = variants[(v["project_id"], v["variant_id"])]
         for metric, value in want.items():
             assert v[metric] == pytest.approx(value, abs=1e-9), (v["variant_id"], metric)
+
+    # conversation_details: the latest version of each detail, and the marts from it.
+    assert len(out["stg_polyai__conversation_details"]) == len(details)
+    tags: dict[tuple[str, str], int] = {}
+    for detail in details.values():
+        for tag in detail["tags"]:
+            tags[(detail["project_id"], tag)] = tags.get((detail["project_id"], tag), 0) + 1
+    got_tags: dict[tuple[str, str], int] = {}
+    for row in out["polyai_tags"]:
+        key = (row["project_id"], row["tag"])
+        got_tags[key] = got_tags.get(key, 0) + int(row["conversations"])
+    assert got_tags == tags
+    assert sum(int(r["scored"]) for r in out["polyai_poly_score"]) == len(details)
+    weighted = sum(float(r["avg_poly_score"]) * int(r["scored"]) for r in out["polyai_poly_score"])
+    scores = [float(d["poly_score"]) for d in details.values()]
+    assert weighted / len(scores) == pytest.approx(sum(scores) / len(scores), abs=1e-9)
+    assert min(float(r["min_poly_score"]) for r in out["polyai_poly_score"]) == min(scores)
+    splits: dict[tuple[str, str], int] = {}
+    for detail in details.values():
+        key = (detail["language"], detail["direction"])
+        splits[key] = splits.get(key, 0) + 1
+    got_splits: dict[tuple[str, str], int] = {}
+    for row in out["polyai_language_direction"]:
+        key = (row["language"], row["direction"])
+        got_splits[key] = got_splits.get(key, 0) + int(row["conversations"])
+    assert got_splits == splits
