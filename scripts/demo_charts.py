@@ -43,18 +43,23 @@ def containment_per_day(rows: Rows) -> alt.Chart:
     )
 
 
-def handoffs_by_reason(rows: Rows) -> alt.Chart:
-    """Handoffs over the whole period, by the reason the agent gave."""
+def _bars_by_count(rows: Rows, title: str, count: str, label: str) -> alt.Chart:
+    """Horizontal bars of `count` per `label`, largest first (handoff reasons, tags)."""
     return (
-        alt.Chart(alt.Data(values=rows), title="Handoffs by reason")
+        alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar()
         .encode(
-            x=alt.X("handoffs:Q", title="handoffs"),
-            y=alt.Y("reason:N", sort="-x", title=None),
-            tooltip=["reason:N", "handoffs:Q"],
+            x=alt.X(f"{count}:Q", title=count),
+            y=alt.Y(f"{label}:N", sort="-x", title=None),
+            tooltip=[f"{label}:N", f"{count}:Q"],
         )
         .properties(width=WIDTH, height=alt.Step(22))
     )
+
+
+def handoffs_by_reason(rows: Rows) -> alt.Chart:
+    """Handoffs over the whole period, by the reason the agent gave."""
+    return _bars_by_count(rows, "Handoffs by reason", "handoffs", "reason")
 
 
 def latency_per_variant(rows: Rows) -> alt.Chart:
@@ -111,16 +116,7 @@ def language_direction(rows: Rows) -> alt.Chart:
 
 def tags(rows: Rows) -> alt.Chart:
     """Conversations carrying each tag (a conversation counts once per tag)."""
-    return (
-        alt.Chart(alt.Data(values=rows), title="Conversations by tag")
-        .mark_bar()
-        .encode(
-            x=alt.X("conversations:Q", title="conversations"),
-            y=alt.Y("tag:N", sort="-x", title=None),
-            tooltip=["tag:N", "conversations:Q"],
-        )
-        .properties(width=WIDTH, height=alt.Step(22))
-    )
+    return _bars_by_count(rows, "Conversations by tag", "conversations", "tag")
 
 
 # Key of the rows in the JSON -> the function drawing them, in the order of the report.

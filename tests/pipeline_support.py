@@ -170,15 +170,27 @@ def pipelinewise_target_postgres_executable() -> Path:
 def pipelinewise_target_config(database: str, schema: str) -> dict[str, t.Any]:
     """pipelinewise-target-postgres settings for `database`.`schema` (it takes the connection
     as fields, not a URL, and refuses an empty password: any one passes trust auth)."""
-    info = psycopg.conninfo.conninfo_to_dict(postgres_url(database))
+    host, port, user, password = postgres_fields(database)
     return {
-        "host": str(info.get("host") or "127.0.0.1"),
-        "port": int(info.get("port") or 5432),
-        "user": str(info.get("user") or "postgres"),
-        "password": str(info.get("password") or "unused-with-trust-auth"),
+        "host": host,
+        "port": port,
+        "user": user,
+        "password": password or "unused-with-trust-auth",
         "dbname": database,
         "default_target_schema": schema,
     }
+
+
+def postgres_fields(database: str) -> tuple[str, int, str, str]:
+    """Host, port, user and password (may be empty) of the test server, for tools that take
+    fields instead of a URL."""
+    info = psycopg.conninfo.conninfo_to_dict(postgres_url(database))
+    return (
+        str(info.get("host") or "127.0.0.1"),
+        int(info.get("port") or 5432),
+        str(info.get("user") or "postgres"),
+        str(info.get("password") or ""),
+    )
 
 
 def python_at_least(minor: int) -> str | None:

@@ -27,6 +27,7 @@ from tests.conftest import (
 from tests.pipeline_support import (
     pipelinewise_target_config,
     pipelinewise_target_postgres_executable,
+    postgres_fields,
     postgres_target_config,
     postgres_url,
     run_pipeline,
@@ -264,13 +265,13 @@ def test_pipeline_into_pipelinewise_target_postgres(
 
 
 def _dbt_env(database: str, schema: str) -> dict[str, str]:
-    info = psycopg.conninfo.conninfo_to_dict(postgres_url(database))
+    host, port, user, password = postgres_fields(database)
     return {
         "DBT_TARGET": "postgres",
-        "DBT_POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
-        "DBT_POSTGRES_PORT": str(info.get("port") or 5432),
-        "DBT_POSTGRES_USER": str(info.get("user") or "postgres"),
-        "DBT_POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "DBT_POSTGRES_HOST": host,
+        "DBT_POSTGRES_PORT": str(port),
+        "DBT_POSTGRES_USER": user,
+        "DBT_POSTGRES_PASSWORD": password,
         "DBT_POSTGRES_DBNAME": database,
         "DBT_SCHEMA": schema,
         "POLYAI_SOURCE_SCHEMA": SCHEMA,
