@@ -11,7 +11,10 @@ What a checkpoint records (see `checkpoint_marks`), next to `replication_key_val
 project's partition (`bookmarks.conversations.partitions[]`):
 - the project: the partition's `context` (`account_id`, `project_id`), as the SDK keeps it;
 - `start_date` and `end_date`: the range the run was configured with (`end_date` null when
-  unbounded).
+  unbounded);
+- `recent_conversations_per_hour` (a string; written by `streams.py`): how dense the project was
+  over the last windows read, from which the next run sizes its first windows. A hint only:
+  nothing here checks it, and an unreadable value makes the next run plan blind.
 
 A checkpoint is refused when its bookmark cannot be this run's own:
 - the bookmark is later than the sync start by more than `lookback_minutes` (wrong state;

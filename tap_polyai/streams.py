@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import decimal
 import functools
 import logging
+import math
 import typing as t
 
 from singer_sdk import Stream
@@ -48,6 +50,9 @@ if t.TYPE_CHECKING:
     from tap_polyai.tap import TapPolyAI
 
 REPLICATION_KEY = "started_at"
+# Recorded next to the bookmark: conversations per hour over the last windows read (a hint
+# for the next run's first windows, windows.WindowPlanner; absent or not a number: ignored).
+RATE_MARK = "recent_conversations_per_hour"
 
 
 class _PolyAIStream(Stream):
@@ -136,6 +141,8 @@ class ConversationsStream(_PolyAIStream):
         self._conformer = RecordConformer(self.logger)
         self._drift_bound = False
         self._fetcher: Fetcher[Project, ConversationPayload] | None = None
+        self._planners: dict[str, WindowPlanner] = {}  # by project label
+        self._recent_rate: dict[str, float] = {}  # conversations per second, by project label
 
     @functools.cached_property
     def _settings(self) -> Settings:
@@ -189,7 +196,17 @@ class ConversationsStream(_PolyAIStream):
     def _planner(self, project: Project) -> WindowPlanner:
         start, end = self._read_range(project)
         s = self._settings
-        return WindowPlanner(start, end, s.window, s.page_size, s.max_concurrency)
+        prior = _rate_mark(self.get_context_state(project.context).get(RATE_MARK))
+        planner = WindowPlanner(
+            start,
+            end,
+            s.window,
+            s.page_size,
+            s.max_concurrency,
+            prior_rate=prior / 3600 if prior is not None else None,
+        )
+        self._planners[project.label] = planner
+        return planner
 
     def _windows(
         self, project: Project
@@ -259,6 +276,9 @@ class ConversationsStream(_PolyAIStream):
                         )
                     yield record
                 total += count
+                rate = self._planners[project.label].recent_rate(window)
+                if rate is not None:
+                    self._recent_rate[project.label] = rate
                 if stage is None:
                     self._checkpoint(context, hold.bookmark_after(window))
                 else:
@@ -326,7 +346,26 @@ class ConversationsStream(_PolyAIStream):
         state["replication_key"] = REPLICATION_KEY
         state["replication_key_value"] = isoformat(bookmark)
         state.update(checkpoint_marks(self._settings))  # what it belongs to: see state.py
+        rate = self._recent_rate.get(self._project(context).label)
+        if rate is not None:
+            # How dense the project was lately: the next run sizes its first windows from it.
+            # A string: target-postgres reads STATE numbers as Decimal and then cannot write
+            # them back out ("Object of type Decimal is not JSON serializable").
+            state[RATE_MARK] = f"{rate * 3600:.3f}"
         self.finalize_state_progress_markers(state)
+
+
+def _rate_mark(value: t.Any) -> float | None:
+    """`recent_conversations_per_hour` from a state (written as a string; a number is taken
+    too, the SDK reads those as Decimal); None,
+    so the run plans blind, when it is absent (a first run, an older release) or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, decimal.Decimal)):
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        return None
+    return rate if 0 < rate < math.inf else None
 
 
 def _id_and_start(payload: ConversationPayload) -> tuple[str, str | None]:

@@ -88,7 +88,10 @@ class WindowPlanner:
     cache or a proxy can help). Every decision waits for the one result it is made from:
     - The first window is `first_size` (`window_hours`) long and planned blind; nothing else
       is planned until its first page is in. If that page is full it is split (below) and its
-      parts take its place in the plan.
+      parts take its place in the plan. With `prior_rate` (conversations per second: what the
+      project's last checkpoint recorded, `recent_conversations_per_hour`) the first `lag`
+      windows are instead sized from it, all at once: a scheduled run has a full pool from
+      its first request and reads no page twice.
     - Window j (counted in plan order) is sized from the rate (conversations per second) of
       windows j - `lag` - 3 .. j - `lag` (`lag` = `max_concurrency`; as many of them as exist:
       the first window, or its parts, for the first ones), to hold `TARGET_PAGES` pages,
@@ -114,12 +117,22 @@ class WindowPlanner:
         first_size: dt.timedelta,
         page_size: int,
         concurrency: int = 8,
+        *,
+        prior_rate: float | None = None,
     ) -> None:
+        self._prior = prior_rate if prior_rate and 0 < prior_rate < math.inf else None
         self._cursor = start
         self._end = end
         self._first_size = first_size
         self._page_size = page_size
         self._target = TARGET_PAGES * page_size
+        self._prior_target = self._target
+        if self._prior is not None:
+            # Spread what the prior rate expects over the pool, in whole pages a window (aimed
+            # a little under, so a window rarely spills onto one more, nearly empty, page).
+            expected_pages = self._prior * (end - start).total_seconds() / page_size
+            per_window = max(2, math.ceil(expected_pages / max(1, concurrency)))
+            self._prior_target = min(TARGET_PAGES, per_window - 0.1) * page_size
         self._lag = max(1, concurrency)
         self.split_parts = max(2, min(MAX_SPLIT, concurrency))
         self._planned: list[Window] = []  # in plan order (parts are not listed)
@@ -136,7 +149,11 @@ class WindowPlanner:
         if self.exhausted:
             return None
         number = len(self._planned) + 1
-        if number == 1:
+        if self._prior is not None and number <= self._lag:
+            # The rate the last run recorded: the first `lag` windows are sized from it at once.
+            rate = self._prior
+            size = max(MIN_WINDOW, dt.timedelta(seconds=round(self._prior_target / rate)))
+        elif number == 1:
             size, expected = self._first_size, None
         else:
             last = max(0, number - 1 - self._lag)
@@ -154,12 +171,22 @@ class WindowPlanner:
             size = max(MIN_WINDOW, dt.timedelta(seconds=round(seconds)))
             expected = None  # set below, once the window's end is known
         end = min(self._cursor + size, self._end)
-        if number > 1:
+        if number > 1 or self._prior is not None:
             expected = rate * (end - self._cursor).total_seconds()
         window = Window(self._cursor, end, expected)
         self._planned.append(window)
         self._cursor = end
         return window
+
+    def recent_rate(self, upto: Window) -> float | None:
+        """Conversations per second over the last `RATE_OVER` complete windows in plan order
+        that end by `upto`'s end (what a checkpoint after `upto` records); None if none is."""
+        done = [w for w in self._planned if w.end <= upto.end and _key(w) in self._counts]
+        basis = done[-RATE_OVER:]
+        seconds = sum((w.end - w.start).total_seconds() for w in basis)
+        if not basis or seconds <= 0:
+            return None
+        return sum(self._counts[_key(w)] for w in basis) / seconds
 
     def finished(self, window: Window, count: int) -> None:
         """A window (or a part of one) is complete with `count` conversations."""

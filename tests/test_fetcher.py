@@ -366,3 +366,27 @@ def test_a_split_puts_identical_timestamps_on_the_later_side_of_the_point() -> N
     # All on one instant: no point strictly inside the window, so no split (page through).
     same = [record(i, window.start) for i in range(8)]
     assert planner.split(window, [(r["id"], r["started_at"], r) for r in same], parts=4) == []
+
+
+def test_a_rate_from_the_last_checkpoint_plans_a_full_pool_at_once() -> None:
+    # 40 conversations an hour over a 25 h incremental range: ~10 pages of 100 for 8 workers.
+    planner = WindowPlanner(
+        T0, T0 + 25 * HOUR, HOUR * 24, page_size=100, concurrency=8, prior_rate=40 / 3600
+    )
+    windows = []
+    while (window := planner.next_window()) is not None:  # nothing finished yet
+        windows.append(window)
+    assert len(windows) == 6  # the whole range at once: no blind first window to wait for
+    # Whole pages a window, aimed a little under: 1.9 pages = 190 conversations = 4.75 h.
+    assert windows[0].end - windows[0].start == dt.timedelta(hours=4.75)
+    assert windows[0].expected == pytest.approx(190)
+    assert not planner.should_split(windows[0])  # it was sized from a rate, not planned blind
+    assert windows[-1].end == T0 + 25 * HOUR
+    assert planner.exhausted
+    # Without a usable rate (none, zero, not finite) the first window is blind, as before.
+    for prior in (None, 0.0, float("inf")):
+        blind = WindowPlanner(T0, T0 + 25 * HOUR, HOUR * 24, page_size=100, prior_rate=prior)
+        first = blind.next_window()
+        assert first is not None
+        assert first.expected is None
+        assert blind.next_window() is None
