@@ -181,8 +181,14 @@ class WindowPlanner:
     def recent_rate(self, upto: Window) -> float | None:
         """Conversations per second over the last `RATE_OVER` complete windows in plan order
         that end by `upto`'s end (what a checkpoint after `upto` records); None if none is."""
-        done = [w for w in self._planned if w.end <= upto.end and _key(w) in self._counts]
-        basis = done[-RATE_OVER:]
+        basis: list[Window] = []
+        for w in reversed(self._planned):  # from the end: a few windows are planned ahead
+            if w.end <= upto.end and _key(w) in self._counts:
+                basis.append(w)
+                if len(basis) == RATE_OVER:
+                    break
+            elif w.end < upto.start:
+                break  # complete windows end by `upto`: one not complete before it is a part
         seconds = sum((w.end - w.start).total_seconds() for w in basis)
         if not basis or seconds <= 0:
             return None
