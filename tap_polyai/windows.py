@@ -182,13 +182,11 @@ class WindowPlanner:
         """Conversations per second over the last `RATE_OVER` complete windows in plan order
         that end by `upto`'s end (what a checkpoint after `upto` records); None if none is."""
         basis: list[Window] = []
-        for w in reversed(self._planned):  # from the end: a few windows are planned ahead
+        for w in reversed(self._planned):  # from the end: only a few are planned ahead of it
             if w.end <= upto.end and _key(w) in self._counts:
                 basis.append(w)
                 if len(basis) == RATE_OVER:
                     break
-            elif w.end < upto.start:
-                break  # complete windows end by `upto`: one not complete before it is a part
         seconds = sum((w.end - w.start).total_seconds() for w in basis)
         if not basis or seconds <= 0:
             return None
