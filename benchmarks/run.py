@@ -53,6 +53,7 @@ class Scenario:
     turns: str = "4,14"
     latency_ms: int = 0
     chunked: bool = False
+    order: str = "random"  # the benchmark server's API order: random, fixed, time or newest
     window_hours: int | None = None  # None: the tap's default
     max_concurrency: int | None = None
     rounds: int = 3  # medians of 3 unless said otherwise
@@ -200,6 +201,7 @@ class ServerProcess:
         ]  # fmt: skip
         if s.chunked:
             command.append("--chunked")
+        command += ["--order", s.order]
         self.proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
         while not port_file.exists():

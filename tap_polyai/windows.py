@@ -78,6 +78,8 @@ GROWTH = 4  # a window is at most this many times longer than the one planned be
 MIN_WINDOW = dt.timedelta(minutes=1)  # below this a dense window is simply paged through
 MAX_SPLIT = 16  # parts of a window split after its first page
 RATE_OVER = 4  # windows a rate is measured over (fewer at the start)
+TIME_ORDER = 0.6  # a first page this rank-correlated with time is in time order (`split`)
+TIME_ORDER_MIN_PAGE = 20  # below this many conversations a page says nothing of the order
 
 
 class WindowPlanner:
@@ -212,20 +214,32 @@ class WindowPlanner:
     def split(
         self, window: Window, first_page: t.Sequence[tuple[str, str | None, t.Any]], parts: int
     ) -> list[Window]:
-        """`window` cut at quantiles of its first page's `started_at`; [] when it cannot be cut.
+        """`window` cut into `parts` parts after its first page; [] when it cannot be cut.
 
-        `first_page` holds `(id, started_at, record)` per conversation. Each part carries the
-        first-page conversations that fall inside it (one without a readable `started_at`: the
-        first part), so each is handed out exactly once.
+        `first_page` holds `(id, started_at, record)` per conversation, in the API's order. Each
+        part carries the first-page conversations that fall inside it (one without a readable
+        `started_at`: the first part), so each is handed out exactly once. Where the cuts go
+        depends on what the page says about the API's order, which is undocumented (it only
+        decides how fast the window is read, never what is read):
+        - in an order unrelated to time (a random or hashed order, or by id), the page is a
+          sample of the window: cut at its quantiles, so each part holds about as many;
+        - in time order (the page's `started_at` follow its order: rank correlation at least
+          `TIME_ORDER`; v1 documented ascending), the page is the window's earliest (or latest)
+          conversations, not a sample of it: one part covers what the page covers and the
+          rest of the window is cut into equal spans. Quantiles of such a page would put every
+          cut inside the part already read and leave the rest of the window to one part.
         """
         parts = max(2, min(MAX_SPLIT, parts))
         starts = [_parsed(started) for _, started, _ in first_page]
-        ordered = sorted(s for s in starts if s is not None)
+        known = [s for s in starts if s is not None]
+        ordered = sorted(known)
+        trend = _time_trend(known)
+        if abs(trend) >= TIME_ORDER:
+            cuts = _time_order_cuts(window, ordered, parts, ascending=trend > 0)
+        else:
+            cuts = [ordered[len(ordered) * i // parts] for i in range(1, parts)] if ordered else []
         points: list[dt.datetime] = []
-        for i in range(1, parts):
-            if not ordered:
-                break
-            point = ordered[len(ordered) * i // parts]
+        for point in cuts:
             if window.start < point < window.end and (not points or point > points[-1]):
                 points.append(point)
         if not points:
@@ -245,6 +259,46 @@ class WindowPlanner:
             # in the plan and each sizes a later window as soon as it is complete.
             self._planned = list(parts_)
         return parts_
+
+
+def _time_trend(starts: list[dt.datetime]) -> float:
+    """Spearman's rank correlation of a page's `started_at` with their place on the page:
+    about 0 (within ~0.1 for 100 conversations) in an order unrelated to time, near 1 in
+    ascending time order (or by `ended_at`), near -1 in descending; 0 for a short page."""
+    n = len(starts)
+    if n < TIME_ORDER_MIN_PAGE:
+        return 0.0
+    ranks = [0.0] * n
+    by_time = sorted(range(n), key=starts.__getitem__)
+    i = 0
+    while i < n:  # equal timestamps share their mean rank
+        j = i
+        while j + 1 < n and starts[by_time[j + 1]] == starts[by_time[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[by_time[k]] = (i + j) / 2
+        i = j + 1
+    mean = (n - 1) / 2
+    spread = sum((r - mean) ** 2 for r in ranks)
+    if spread == 0:
+        return 0.0
+    covariance = sum((position - mean) * (r - mean) for position, r in enumerate(ranks))
+    return covariance / math.sqrt(spread * sum((p - mean) ** 2 for p in range(n)))
+
+
+def _time_order_cuts(
+    window: Window, ordered: list[dt.datetime], parts: int, *, ascending: bool
+) -> list[dt.datetime]:
+    """Cuts for a page in time order: the span the page covers (to its 90th percentile, so an
+    order only close to time order, as by `ended_at`, still leaves that part nearly whole) is
+    one part; the rest of the window is cut into `parts - 1` equal spans."""
+    if ascending:
+        covered = ordered[len(ordered) * 9 // 10]
+        rest = window.end - covered
+        return [covered + rest * i / (parts - 1) for i in range(parts - 1)]
+    covered = ordered[len(ordered) // 10]
+    rest = covered - window.start
+    return [window.start + rest * i / (parts - 1) for i in range(1, parts)]
 
 
 def _key(window: Window) -> tuple[dt.datetime, dt.datetime]:

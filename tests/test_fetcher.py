@@ -368,6 +368,47 @@ def test_a_split_puts_identical_timestamps_on_the_later_side_of_the_point() -> N
     assert planner.split(window, [(r["id"], r["started_at"], r) for r in same], parts=4) == []
 
 
+def _first_page_split(order: str) -> tuple[Window, list[Window]]:
+    """A 24 h blind window over 900 conversations (one every 96 s), split after a first page of
+    100 served in `order`: the earliest 100 in time order, else every ninth (a sample)."""
+    planner = WindowPlanner(T0, T0 + 24 * HOUR, HOUR * 24, page_size=100, concurrency=8)
+    window = planner.next_window()
+    assert window is not None
+    data = [record(i, T0 + dt.timedelta(seconds=96 * i)) for i in range(900)]
+    if order == "ascending":
+        page = data[:100]
+    elif order == "descending":
+        page = data[::-1][:100]
+    else:  # unrelated to time: a sample of the window, in a shuffled order
+        page = data[::9]
+        page = page[1::2] + page[::2]
+    return window, planner.split(window, [(r["id"], r["started_at"], r) for r in page], parts=8)
+
+
+@pytest.mark.parametrize("order", ["sample", "ascending", "descending"])
+def test_a_split_follows_the_api_order_so_every_part_holds_a_share(order: str) -> None:
+    window, parts = _first_page_split(order)
+    assert len(parts) == 8
+    assert parts[0].start == window.start
+    assert parts[-1].end == window.end
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
+    held = [round((p.end - p.start).total_seconds() / 96) for p in parts]  # conversations
+    if order == "sample":
+        assert max(held) <= 2 * min(held)  # quantiles of a sample: about equal parts
+    else:
+        # The page is the window's earliest (latest) 100: one part covers ~90 of them, the
+        # other 800+ conversations are spread over 7 equal spans, none left to one part.
+        page_part = parts[0] if order == "ascending" else parts[-1]
+        others = [h for p, h in zip(parts, held, strict=True) if p is not page_part]
+        assert 80 <= round((page_part.end - page_part.start).total_seconds() / 96) <= 100
+        assert max(others) - min(others) <= 1
+        assert min(others) >= 100
+        assert page_part.split_from_page is not None
+        assert len(page_part.split_from_page) >= 89
+    carried = [cid for p in parts for cid in (p.split_from_page or {})]
+    assert len(carried) == len(set(carried)) == 100  # every first-page conversation, once
+
+
 def test_a_rate_from_the_last_checkpoint_plans_a_full_pool_at_once() -> None:
     # 40 conversations an hour over a 25 h incremental range: ~10 pages of 100 for 8 workers.
     planner = WindowPlanner(
