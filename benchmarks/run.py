@@ -54,6 +54,7 @@ class Scenario:
     latency_ms: int = 0
     chunked: bool = False
     order: str = "random"  # the benchmark server's API order: random, fixed, time or newest
+    diurnal: int = 0  # 1: conversations follow a contact centre's day (night 1/10 of the day)
     window_hours: int | None = None  # None: the tap's default
     max_concurrency: int | None = None
     rounds: int = 3  # medians of 3 unless said otherwise
@@ -85,6 +86,32 @@ SCENARIOS = {
             target="tap wall <= 0.25x loop (goal 0.15x)",
             target_ratio=0.25,
             contenders=("loop", "tap"),  # orjson cannot help a latency-bound loop
+        ),
+        Scenario(
+            "busy_time_order",
+            "Busy, the API in time order (ascending started_at, as v1 documented): otherwise "
+            "as busy",
+            conversations=4_200,
+            days=4,
+            page_size=100,
+            latency_ms=250,
+            order="time",
+            target="tap wall <= 0.25x loop",
+            target_ratio=0.25,
+            contenders=("loop", "tap"),
+        ),
+        Scenario(
+            "busy_diurnal",
+            "Busy, a contact centre's day (20:00-07:00 at a tenth of the daytime rate): "
+            "otherwise as busy",
+            conversations=4_200,
+            days=4,
+            page_size=100,
+            latency_ms=250,
+            diurnal=1,
+            target="tap wall <= 0.25x loop",
+            target_ratio=0.25,
+            contenders=("loop", "tap"),
         ),
         Scenario(
             "cpu",
@@ -162,6 +189,8 @@ SCENARIOS = {
 }
 QUICK = {
     "busy": {"rounds": 1},
+    "busy_time_order": {"rounds": 1},
+    "busy_diurnal": {"rounds": 1},
     "cpu": {"conversations": 6_000, "days": 6, "rounds": 1},
     "long": {"conversations": 1_000, "days": 1, "rounds": 1},
     "incremental": {"rounds": 3},
@@ -202,6 +231,8 @@ class ServerProcess:
         if s.chunked:
             command.append("--chunked")
         command += ["--order", s.order]
+        if s.diurnal:
+            command.append("--diurnal")
         self.proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
         while not port_file.exists():

@@ -78,6 +78,7 @@ GROWTH = 4  # a window is at most this many times longer than the one planned be
 MIN_WINDOW = dt.timedelta(minutes=1)  # below this a dense window is simply paged through
 MAX_SPLIT = 16  # parts of a window split after its first page
 RATE_OVER = 4  # windows a rate is measured over (fewer at the start)
+RATE_DAY = dt.timedelta(hours=24)  # and the span of windows a day's average is taken over
 TIME_ORDER = 0.6  # a first page this rank-correlated with time is in time order (`split`)
 TIME_ORDER_MIN_PAGE = 20  # below this many conversations a page says nothing of the order
 
@@ -94,16 +95,18 @@ class WindowPlanner:
       project's last checkpoint recorded, `recent_conversations_per_hour`) the first `lag`
       windows are instead sized from it, all at once: a scheduled run has a full pool from
       its first request and reads no page twice.
-    - Window j (counted in plan order) is sized from the rate (conversations per second) of
-      windows j - `lag` - 3 .. j - `lag` (`lag` = `max_concurrency`; as many of them as exist:
-      the first window, or its parts, for the first ones), to hold `TARGET_PAGES` pages,
+    - Window j (counted in plan order) is sized from the rate (conversations per second)
+      measured up to window j - `lag` (`lag` = `max_concurrency`; for the first ones, the
+      first window, or all its parts): the larger of the rate over its last 4 windows and over its
+      last day of windows (`_rate_upto`), to hold `TARGET_PAGES` pages,
       growing at most `GROWTH`-fold per window. So each completed window (or part of the
       first) lets one more be planned, `lag` ahead: the pool stays full, and the plan is the
       same whatever order the results arrive in. Empty time is crossed in a
       few requests (3 empty years: about 6), dense time in windows of a few pages.
     - A window whose first page says more pages follow, although it was expected to hold under
       half a page (or was planned blind), is split (`split`): into `split_parts` parts at
-      quantiles of that page's `started_at` values, fetched in parallel. That page's
+      quantiles of that page's `started_at` values (in time order: one part for the span
+      the page covers, equal spans for the rest), fetched in parallel. That page's
       conversations are not thrown away: each part carries those that fall in it
       (`Window.split_from_page`) and hands them out unless its own pages return them again, so
       nothing is lost or repeated. Parts are `[start, end)` like every window: conversations
@@ -138,6 +141,7 @@ class WindowPlanner:
         self._lag = max(1, concurrency)
         self.split_parts = max(2, min(MAX_SPLIT, concurrency))
         self._planned: list[Window] = []  # in plan order (parts are not listed)
+        self._first_parts = 0  # the first window's parts, when it was split (they lead the plan)
         self._counts: dict[tuple[dt.datetime, dt.datetime], int] = {}  # complete windows
         self._parts: dict[tuple[dt.datetime, dt.datetime], list[int]] = {}  # [parts left, count]
 
@@ -159,12 +163,10 @@ class WindowPlanner:
             size, expected = self._first_size, None
         else:
             last = max(0, number - 1 - self._lag)
-            basis = self._planned[max(0, last + 1 - RATE_OVER) : last + 1]
-            counts = [self._counts.get(_key(w)) for w in basis]
-            if None in counts:
+            measured = self._rate_upto(last, ahead=self._first_parts - 1)
+            if measured is None:
                 return None
-            seconds = sum((w.end - w.start).total_seconds() for w in basis)
-            rate = sum(t.cast(list[int], counts)) / max(seconds, 1e-6)
+            rate = measured
             previous = self._planned[-1]
             seconds = min(
                 self._target / rate if rate > 0 else math.inf,
@@ -180,19 +182,48 @@ class WindowPlanner:
         self._cursor = end
         return window
 
+    def _rate_upto(self, last: int, ahead: int = -1) -> float | None:
+        """Conversations per second measured up to window `last` (plan order); None while a
+        window it is measured over is not complete.
+
+        The larger of two rates: over the last `RATE_OVER` windows (it follows a project that
+        gets busier, within a few windows) and over the windows of the last `RATE_DAY` (a
+        day's average: contact centres are ten times busier by day than by night, and a window
+        sized from the night's rate alone runs into the morning with ten times the pages it was
+        sized for, one page after another). Erring high makes windows shorter: a few requests
+        more, never a long chain. Near the start of the range, where the windows up to `last`
+        span less than a day, the day's average also takes the windows after it, up to
+        `ahead` (the first window's parts: the span it was planned to cover).
+        """
+        count = 0
+        seconds = 0.0
+        recent: float | None = None
+        indices = [
+            *range(last, -1, -1),
+            *range(last + 1, ahead + 1),
+        ]
+        for n, i in enumerate(indices, start=1):
+            window = self._planned[i]
+            counted = self._counts.get(_key(window))
+            if counted is None:
+                return None
+            count += counted
+            seconds += (window.end - window.start).total_seconds()
+            if n == min(RATE_OVER, last + 1):
+                recent = count / max(seconds, 1e-6)
+            if seconds >= RATE_DAY.total_seconds() and recent is not None:
+                break
+        day = count / max(seconds, 1e-6)
+        return day if recent is None else max(recent, day)
+
     def recent_rate(self, upto: Window) -> float | None:
-        """Conversations per second over the last `RATE_OVER` complete windows in plan order
-        that end by `upto`'s end (what a checkpoint after `upto` records); None if none is."""
-        basis: list[Window] = []
-        for w in reversed(self._planned):  # from the end: only a few are planned ahead of it
-            if w.end <= upto.end and _key(w) in self._counts:
-                basis.append(w)
-                if len(basis) == RATE_OVER:
-                    break
-        seconds = sum((w.end - w.start).total_seconds() for w in basis)
-        if not basis or seconds <= 0:
-            return None
-        return sum(self._counts[_key(w)] for w in basis) / seconds
+        """The rate (`_rate_upto`) measured over complete windows in plan order that end by
+        `upto`'s end (what a checkpoint after `upto` records); None if none is."""
+        for i in range(len(self._planned) - 1, -1, -1):  # from the end: few are planned ahead
+            window = self._planned[i]
+            if window.end <= upto.end and _key(window) in self._counts:
+                return self._rate_upto(i)
+        return None
 
     def finished(self, window: Window, count: int) -> None:
         """A window (or a part of one) is complete with `count` conversations."""
@@ -258,6 +289,7 @@ class WindowPlanner:
             # The first window: nothing was planned from it yet, so its parts take its place
             # in the plan and each sizes a later window as soon as it is complete.
             self._planned = list(parts_)
+            self._first_parts = len(parts_)
         return parts_
 
 

@@ -368,6 +368,23 @@ def test_a_split_puts_identical_timestamps_on_the_later_side_of_the_point() -> N
     assert planner.split(window, [(r["id"], r["started_at"], r) for r in same], parts=4) == []
 
 
+def test_a_quiet_night_does_not_size_the_morning_s_windows() -> None:
+    # A day at 100 conversations an hour, then a night at 10: the last windows alone say 10 an
+    # hour, which would size the next window to hold 37.5 hours of night and read the morning
+    # one page after another. The day's average (over the last 24 h of windows) keeps it short.
+    planner = WindowPlanner(T0, T0 + 10 * 24 * HOUR, HOUR * 24, page_size=100, concurrency=1)
+    first = planner.next_window()
+    assert first is not None
+    planner.finished(first, 2400)
+    for _ in range(4):  # 17 h of night: each window holds a tenth of what it was sized for
+        window = planner.next_window()
+        assert window is not None
+        planner.finished(window, round((window.end - window.start).total_seconds() / 360))
+    window = planner.next_window()
+    assert window is not None
+    assert window.end - window.start < 8 * HOUR
+
+
 def _first_page_split(order: str) -> tuple[Window, list[Window]]:
     """A 24 h blind window over 900 conversations (one every 96 s), split after a first page of
     100 served in `order`: the earliest 100 in time order, else every ninth (a sample)."""
