@@ -117,6 +117,10 @@ def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a bad format string must not lose the line
         message = str(record.msg)
+    if record.exc_info and record.name.startswith("urllib3") and record.levelno < logging.ERROR:
+        # urllib3 warns with a whole traceback about what a server sent (a header with a line
+        # break: "Failed to parse headers") and carries on; the warning's line says it all.
+        record.exc_info = None
     record.msg = redact(message)
     record.args = None
     if record.exc_info and record.exc_info[1] is not None:
