@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -73,45 +73,37 @@ class Scenario:
     request_target: int | None = None  # tap requests <= pages of data + this
 
 
+BUSY = Scenario(
+    "busy",
+    "Busy API: 250 ms per request, page_size 100, 4 days x ~900 visible conversations",
+    conversations=4_200,
+    days=4,
+    page_size=100,
+    latency_ms=250,
+    target="tap wall <= 0.25x loop (goal 0.15x)",
+    target_ratio=0.25,
+    contenders=("loop", "tap"),  # orjson cannot help a latency-bound loop
+)
+
 SCENARIOS = {
     s.name: s
     for s in (
-        Scenario(
-            "busy",
-            "Busy API: 250 ms per request, page_size 100, 4 days x ~900 visible conversations",
-            conversations=4_200,
-            days=4,
-            page_size=100,
-            latency_ms=250,
-            target="tap wall <= 0.25x loop (goal 0.15x)",
-            target_ratio=0.25,
-            contenders=("loop", "tap"),  # orjson cannot help a latency-bound loop
-        ),
-        Scenario(
-            "busy_time_order",
-            "Busy, the API in time order (ascending started_at, as v1 documented): otherwise "
-            "as busy",
-            conversations=4_200,
-            days=4,
-            page_size=100,
-            latency_ms=250,
+        BUSY,
+        # The busy data shaped as production data may be: the API's order is undocumented,
+        # and a contact centre is quiet at night.
+        replace(
+            BUSY,
+            name="busy_time_order",
+            what="Busy, the API in time order (ascending started_at, as v1 documented)",
             order="time",
             target="tap wall <= 0.25x loop",
-            target_ratio=0.25,
-            contenders=("loop", "tap"),
         ),
-        Scenario(
-            "busy_diurnal",
-            "Busy, a contact centre's day (20:00-07:00 at a tenth of the daytime rate): "
-            "otherwise as busy",
-            conversations=4_200,
-            days=4,
-            page_size=100,
-            latency_ms=250,
+        replace(
+            BUSY,
+            name="busy_diurnal",
+            what="Busy, a contact centre's day (20:00-07:00 at a tenth of the daytime rate)",
             diurnal=1,
             target="tap wall <= 0.25x loop",
-            target_ratio=0.25,
-            contenders=("loop", "tap"),
         ),
         Scenario(
             "cpu",
