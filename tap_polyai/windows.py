@@ -18,6 +18,7 @@ The rules, and why:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import math
 import typing as t
@@ -79,6 +80,7 @@ MIN_WINDOW = dt.timedelta(minutes=1)  # below this a dense window is simply page
 MAX_SPLIT = 16  # parts of a window split after its first page
 RATE_OVER = 4  # windows a rate is measured over (fewer at the start)
 RATE_DAY = dt.timedelta(hours=24)  # and the span of windows a day's average is taken over
+RATE_DAY_WINDOWS = 96  # at most this many windows (a day of 15-minute windows) for it
 TIME_ORDER = 0.6  # a first page this rank-correlated with time is in time order (`split`)
 TIME_ORDER_MIN_PAGE = 20  # below this many conversations a page says nothing of the order
 
@@ -190,19 +192,18 @@ class WindowPlanner:
         gets busier, within a few windows) and over the windows of the last `RATE_DAY` (a
         day's average: contact centres are ten times busier by day than by night, and a window
         sized from the night's rate alone runs into the morning with ten times the pages it was
-        sized for, one page after another). Erring high makes windows shorter: a few requests
-        more, never a long chain. Near the start of the range, where the windows up to `last`
-        span less than a day, the day's average also takes the windows after it, up to
-        `ahead` (the first window's parts: the span it was planned to cover).
+        sized for, one page after another; at most `RATE_DAY_WINDOWS` windows, so planning a
+        window and writing a checkpoint cost a bounded scan however dense the project). Erring
+        high makes windows shorter: a few requests more, never a long chain. Near the start of
+        the range, where the windows up to `last` span less than a day, the day's average also
+        takes the windows after it, up to `ahead` (the first window's parts: the span it was
+        planned to cover).
         """
         count = 0
         seconds = 0.0
         recent: float | None = None
-        indices = [
-            *range(last, -1, -1),
-            *range(last + 1, ahead + 1),
-        ]
-        for n, i in enumerate(indices, start=1):
+        indices = itertools.chain(range(last, -1, -1), range(last + 1, ahead + 1))
+        for n, i in enumerate(itertools.islice(indices, RATE_DAY_WINDOWS), start=1):
             window = self._planned[i]
             counted = self._counts.get(_key(window))
             if counted is None:
