@@ -22,7 +22,7 @@ import jsonschema
 
 from tap_polyai.tap import TapPolyAI
 
-TAP_COMMAND = [sys.executable, "-c", "from tap_polyai.tap import TapPolyAI; TapPolyAI.cli()"]
+TAP_COMMAND = [sys.executable, "-c", "from tap_polyai.tap import main; main()"]
 
 
 @dataclass

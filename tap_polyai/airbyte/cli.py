@@ -13,12 +13,11 @@ import argparse
 import json
 import logging
 import signal
-import sys
 import traceback
 import typing as t
 from pathlib import Path
 
-from tap_polyai import redaction
+from tap_polyai import process_end, redaction
 from tap_polyai.airbyte.catalog import catalog, singer_catalog, spec, sync_modes
 from tap_polyai.airbyte.failures import InputFileError, failure_message, failure_type
 from tap_polyai.airbyte.state import bookmark_owners, per_stream, singer_state
@@ -163,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> t.NoReturn:
+    """`source-polyai`: one command, then the process ends (process_end.py)."""
     args = _parser().parse_args(argv)
     redaction.install()  # every log record, whoever makes it (redaction.py)
     writer = AirbyteWriter()
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         writer.emit(error_trace(message, kind, stack))
         code = 1
     writer.flush()
-    sys.exit(code)
+    process_end.end(code)
 
 
 if __name__ == "__main__":
