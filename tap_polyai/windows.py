@@ -17,6 +17,7 @@ The rules, and why:
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import logging
@@ -81,6 +82,9 @@ MAX_SPLIT = 16  # parts of a window split after its first page
 RATE_OVER = 4  # windows a rate is measured over (fewer at the start)
 RATE_DAY = dt.timedelta(hours=24)  # and the span of windows a day's average is taken over
 RATE_DAY_WINDOWS = 96  # at most this many windows (a day of 15-minute windows) for it
+DAY = dt.timedelta(days=1)  # and the same hours a day earlier (`_rate_day_before`)
+PROFILE_SPAN = 7 * DAY  # a final wave spans at most this (a day's shape, repeated)
+WAVE_SLACK = 1.25  # and the measured rate may expect this much more than the wave holds
 TIME_ORDER = 0.6  # a first page this rank-correlated with time is in time order (`split`)
 TIME_ORDER_MIN_PAGE = 20  # below this many conversations a page says nothing of the order
 
@@ -144,6 +148,8 @@ class WindowPlanner:
         self.split_parts = max(2, min(MAX_SPLIT, concurrency))
         self._planned: list[Window] = []  # in plan order (parts are not listed)
         self._first_parts = 0  # the first window's parts, when it was split (they lead the plan)
+        self._wave: list[tuple[dt.datetime, float]] = []  # the final wave, still to hand out
+        self._waved = False
         self._counts: dict[tuple[dt.datetime, dt.datetime], int] = {}  # complete windows
         self._parts: dict[tuple[dt.datetime, dt.datetime], list[int]] = {}  # [parts left, count]
 
@@ -159,30 +165,115 @@ class WindowPlanner:
         number = len(self._planned) + 1
         if self._prior is not None and number <= self._lag:
             # The rate the last run recorded: the first `lag` windows are sized from it at once.
-            rate = self._prior
-            size = max(MIN_WINDOW, dt.timedelta(seconds=round(self._prior_target / rate)))
-        elif number == 1:
-            size, expected = self._first_size, None
-        else:
-            last = max(0, number - 1 - self._lag)
-            measured = self._rate_upto(last, ahead=self._first_parts - 1)
-            if measured is None:
-                return None
-            rate = measured
-            previous = self._planned[-1]
-            seconds = min(
-                self._target / rate if rate > 0 else math.inf,
-                GROWTH * (previous.end - previous.start).total_seconds(),
-            )
-            size = max(MIN_WINDOW, dt.timedelta(seconds=round(seconds)))
-            expected = None  # set below, once the window's end is known
+            seconds = round(self._prior_target / self._prior)
+            return self._sized(max(MIN_WINDOW, dt.timedelta(seconds=seconds)), self._prior)
+        if number == 1:
+            end = min(self._cursor + self._first_size, self._end)
+            return self._append(Window(self._cursor, end, None))
+        if self._wave:
+            end, expected = self._wave.pop(0)
+            return self._append(Window(self._cursor, end, expected))
+        return self._from_rates(number)
+
+    def _from_rates(self, number: int) -> Window | None:
+        """Window `number` sized from the rates measured up to window `number - lag`, or the
+        first window of the final wave; None while a result they need is not in."""
+        last = max(0, number - 1 - self._lag)
+        measured = self._rate_upto(last, ahead=self._first_parts - 1)
+        if measured is None:
+            return None
+        known = max(last, self._first_parts - 1)
+        previous = self._planned[-1]
+        cap = GROWTH * (previous.end - previous.start).total_seconds()
+        wave = self._final_wave(measured, known, cap)
+        if wave is _WAIT:
+            return None
+        if wave:
+            self._wave = t.cast("list[tuple[dt.datetime, float]]", wave)
+            end, expected = self._wave.pop(0)
+            return self._append(Window(self._cursor, end, expected))
+        seconds = min(self._target / measured if measured > 0 else math.inf, cap)
+        before = self._rate_day_before(self._cursor, seconds, known)
+        if before is _WAIT:
+            return None
+        rate = max(measured, t.cast(float, before))
+        if rate > measured:
+            seconds = min(self._target / rate, cap)
+        return self._sized(max(MIN_WINDOW, dt.timedelta(seconds=round(seconds))), rate)
+
+    def _sized(self, size: dt.timedelta, rate: float) -> Window:
         end = min(self._cursor + size, self._end)
-        if number > 1 or self._prior is not None:
-            expected = rate * (end - self._cursor).total_seconds()
-        window = Window(self._cursor, end, expected)
+        return self._append(Window(self._cursor, end, rate * (end - self._cursor).total_seconds()))
+
+    def _append(self, window: Window) -> Window:
         self._planned.append(window)
-        self._cursor = end
+        self._cursor = window.end
         return window
+
+    def _final_wave(self, measured: float, known: int, cap: float) -> object:
+        """The rest of the range as one wave of windows, `[(end, expected), ...]`, once it is
+        expected to hold at most `lag` windows of `TARGET_PAGES`; [] before; `_WAIT` while a
+        window it is measured from is not complete.
+
+        Windows planned one after another, each for `TARGET_PAGES`, leave a tail: the last of
+        them is planned when an earlier one completes and is read while the pool idles (a
+        daily cycle: 2.9 s of which the last 1.1 s one window). Planned at once, in equal
+        shares of what the rest is expected to hold, the windows end together. The shares
+        follow the last day of complete windows, repeated (`_profile`: a contact centre's
+        day). Only for a rest of at most `PROFILE_SPAN` that both that day and the measured
+        rate (within `WAVE_SLACK`) expect to fit, none of its windows longer than `cap`
+        (crossing empty time stays gradual): a wave commits the rest at once, where windows
+        one after another would each follow the newest rate. Decided once, from windows up to
+        `known` only, so the plan stays deterministic.
+        """
+        start, end = self._cursor, self._end
+        seconds = (end - start).total_seconds()
+        limit = self._lag * self._target
+        if (
+            self._waved
+            or end - start > PROFILE_SPAN
+            or seconds > self._lag * cap
+            or measured * seconds > WAVE_SLACK * limit
+        ):
+            return []
+        profile = self._profile(known)
+        if profile is _WAIT:
+            return _WAIT
+        if profile is None:  # less than a day known: windows one after another, as before
+            return []
+        segments = _segments(
+            t.cast("list[tuple[dt.datetime, dt.datetime, float]]", profile), start, end
+        )
+        total = sum(rate * (b - a).total_seconds() for a, b, rate in segments)
+        if total > limit:
+            return []
+        self._waved = True
+        expected = max(total, measured * seconds)  # as many windows as the larger needs
+        parts = min(self._lag, max(1, math.ceil(expected / self._target)))
+        if total <= 0:
+            segments, total = [(start, end, 1.0)], seconds
+        cuts = _equal_shares(segments, total, parts)
+        bounds = [start, *(c for c in cuts if start + MIN_WINDOW <= c <= end - MIN_WINDOW), end]
+        bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]
+        share = expected / max(1, len(bounds) - 1)
+        return [(bounds[i + 1], share) for i in range(len(bounds) - 1)]
+
+    def _profile(self, known: int) -> object:
+        """The last day of complete windows up to `known`: `[(start, end, rate), ...]` in time
+        order; None if they span less than a day within `RATE_DAY_WINDOWS`; `_WAIT` while one
+        of them is not complete."""
+        day: list[tuple[dt.datetime, dt.datetime, float]] = []
+        day_start = self._planned[known].end - DAY
+        for i in range(known, max(-1, known - RATE_DAY_WINDOWS), -1):
+            window = self._planned[i]
+            counted = self._counts.get(_key(window))
+            if counted is None:
+                return _WAIT
+            length = max((window.end - window.start).total_seconds(), 1e-6)
+            day.append((window.start, window.end, counted / length))
+            if window.start <= day_start:
+                return day[::-1]
+        return None
 
     def _rate_upto(self, last: int, ahead: int = -1) -> float | None:
         """Conversations per second measured up to window `last` (plan order); None while a
@@ -216,6 +307,43 @@ class WindowPlanner:
                 break
         day = count / max(seconds, 1e-6)
         return day if recent is None else max(recent, day)
+
+    def _rate_day_before(self, start: dt.datetime, seconds: float, last: int) -> object:
+        """The rate over the same hours one day earlier (`seconds` from `start` less a day, or
+        two days, ...: the latest that lies within the windows up to `last`, or the first
+        window's parts); 0.0 if there is none; `_WAIT` while a window it needs is not complete.
+
+        A contact centre's morning is as busy as yesterday's morning, not as the night before
+        it or the day's average: sized from the day's average alone (~0.6 of the daytime
+        rate), every daytime window held nearly twice its pages, read one after another. Only
+        windows up to `last` count (those the plan waits for anyway), so the boundaries stay
+        the same whatever order results arrive in; a count inside a window is taken pro rata.
+        """
+        planned = self._planned
+        if last >= len(planned) or not planned:
+            return 0.0
+        span = dt.timedelta(seconds=seconds)
+        known_end = planned[last].end
+        days = 1
+        while start - days * DAY + span > known_end:
+            days += 1
+        a = start - days * DAY
+        b = a + span
+        if a < planned[0].start or b <= a:
+            return 0.0
+        count = 0.0
+        i = max(0, bisect.bisect_right(planned, a, key=lambda w: w.start) - 1)
+        while i <= last and planned[i].start < b:
+            window = planned[i]
+            counted = self._counts.get(_key(window))
+            if counted is None:
+                return _WAIT
+            overlap = (min(b, window.end) - max(a, window.start)).total_seconds()
+            length = (window.end - window.start).total_seconds()
+            if overlap > 0 and length > 0:
+                count += counted * overlap / length
+            i += 1
+        return count / seconds
 
     def recent_rate(self, upto: Window) -> float | None:
         """The rate (`_rate_upto`) measured over complete windows in plan order that end by
@@ -332,6 +460,47 @@ def _time_order_cuts(
     covered = ordered[len(ordered) // 10]
     rest = covered - window.start
     return [window.start + rest * i / (parts - 1) for i in range(1, parts)]
+
+
+_WAIT = object()  # `_rate_day_before`, `_final_wave`: a result it needs is not in yet
+
+
+def _segments(
+    profile: list[tuple[dt.datetime, dt.datetime, float]], start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime, float]]:
+    """`[start, end)` in pieces of constant rate: each moment has the rate of the same time of
+    day in `profile` (its last day, repeated)."""
+    day_end = profile[-1][1]
+    day_start = day_end - DAY
+    starts = [a for a, _, _ in profile]
+    pieces: list[tuple[dt.datetime, dt.datetime, float]] = []
+    at = start
+    while at < end:
+        mapped = day_start + (at - day_start) % DAY
+        i = max(0, bisect.bisect_right(starts, mapped) - 1)
+        _, window_end, rate = profile[i]
+        until = min(end, at + (window_end - mapped))
+        if until <= at:  # a rounding corner: step over it
+            until = min(end, at + MIN_WINDOW)
+        pieces.append((at, until, rate))
+        at = until
+    return pieces
+
+
+def _equal_shares(
+    segments: list[tuple[dt.datetime, dt.datetime, float]], total: float, parts: int
+) -> list[dt.datetime]:
+    """The `parts - 1` moments (whole seconds) that cut `segments` into equal expected counts."""
+    cuts: list[dt.datetime] = []
+    goal, done = total / parts, 0.0
+    for a, b, rate in segments:
+        count = rate * (b - a).total_seconds()
+        while len(cuts) < parts - 1 and done + count >= goal * (len(cuts) + 1) and rate > 0:
+            into = (goal * (len(cuts) + 1) - done) / rate
+            cut = a + dt.timedelta(seconds=round(into))
+            cuts.append(min(max(cut, a), b))
+        done += count
+    return cuts
 
 
 def _key(window: Window) -> tuple[dt.datetime, dt.datetime]:
