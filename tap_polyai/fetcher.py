@@ -16,7 +16,9 @@ while the main thread writes. What bounds them is memory, not a number of record
 - The window the writer is on (the head) waits for the budget only while the writer has some of
   it left to take, and reserves without waiting: a page bigger than the whole budget still
   progresses, and the writer can never be starved by read-ahead.
-- Workers take the earliest window not yet started, so the head is always being fetched.
+- Workers take the earliest window not yet started, so the head is always being fetched;
+  while a project's planner waits for a result (its first page), they start the next
+  project's windows rather than idle.
 Correctness does not depend on any of this:
 - the writer receives window i's records only after every record of windows before it, and a
   window is reported complete only after its last page, so a checkpoint never covers a window
@@ -173,8 +175,14 @@ class Fetcher(t.Generic[S, R]):
                 and self._projects[self._current].source == source
             )
 
+    def queued(self, source: S) -> bool:
+        """Whether `source` is queued and not yet written."""
+        with self._cond:
+            return any(p.source == source for p in self._projects[self._current :])
+
     def add(self, source: S, planner: WindowPlanner) -> None:
-        """Queue a project (once); its windows are fetched when the ones before are handed out."""
+        """Queue a project (once). Its windows are fetched when the ones before are handed out,
+        or while their planners wait for a result (a first page, a window's last)."""
         with self._cond:
             if any(p.source == source for p in self._projects[self._current :]):
                 return
@@ -310,7 +318,7 @@ class Fetcher(t.Generic[S, R]):
                     break
                 window = project.planner.next_window()
                 if window is None:
-                    break  # the planner waits for a result
+                    continue  # the planner waits for a result: meanwhile, the next project
                 slot = _Slot(window, project, started=True)
                 project.slots.append(slot)
                 return slot

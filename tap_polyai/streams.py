@@ -213,8 +213,9 @@ class ConversationsStream(_PolyAIStream):
     ) -> t.Iterator[tuple[Window, t.Iterator[ConversationPayload]]]:
         """`project`'s windows in order, from a fetcher shared with the projects after it.
 
-        The SDK syncs partitions one after another; the fetcher is told about the next project
-        now, so its windows are fetched while this one's records are written.
+        The SDK syncs partitions one after another; the fetcher is told about the projects after
+        it now, so their windows are fetched while this one's records are written (and while
+        its planner waits for a result, its pool is not idle).
         """
         fetcher = self._fetcher
         if fetcher is None or not fetcher.has_next(project):
@@ -230,8 +231,9 @@ class ConversationsStream(_PolyAIStream):
             fetcher.add(project, self._planner(project))
         projects = list(self._settings.projects)
         following = projects[projects.index(project) + 1 :]
-        if following:
-            fetcher.add(following[0], self._planner(following[0]))
+        for later in following:  # each queued once (its planner made once: checkpoints use it)
+            if not fetcher.queued(later):
+                fetcher.add(later, self._planner(later))
         completed = False
         try:
             yield from fetcher.windows(project)
