@@ -173,12 +173,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error_code": "PROJECT_NOT_FOUND", "message": "unknown project"})
             return
         try:
-            self._page(project, parse_qs(url.query), (parts[2], arrived))
+            self._page(project, parse_qs(url.query), project_id=parts[2], arrived=arrived)
         except (ValueError, KeyError) as exc:
             self._json(400, {"error_code": "INVALID_PARAMETER", "message": str(exc)})
 
     def _page(
-        self, project: _Project, params: dict[str, list[str]], seen: tuple[str, float]
+        self, project: _Project, params: dict[str, list[str]], *, project_id: str, arrived: float
     ) -> None:
         for name in ("channel", "variant_id", "variant_name", "in_progress", "offset"):
             if name in params:
@@ -208,8 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.pages[fingerprint] = self.server.pages.get(fingerprint, 0) + 1
             self.server.log.append(
                 {
-                    "project": seen[0],
-                    "at": round(seen[1], 3),
+                    "project": project_id,
+                    "at": round(arrived, 3),
                     "start": params.get("start_time", [None])[-1],
                     "end": params.get("end_time", [None])[-1],
                     "in_window": size,

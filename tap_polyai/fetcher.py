@@ -178,13 +178,16 @@ class Fetcher(t.Generic[S, R]):
     def queued(self, source: S) -> bool:
         """Whether `source` is queued and not yet written."""
         with self._cond:
-            return any(p.source == source for p in self._projects[self._current :])
+            return self._queued(source)
+
+    def _queued(self, source: S) -> bool:
+        return any(p.source == source for p in self._projects[self._current :])
 
     def add(self, source: S, planner: WindowPlanner) -> None:
         """Queue a project (once). Its windows are fetched when the ones before are handed out,
         or while their planners wait for a result (a first page, a window's last)."""
         with self._cond:
-            if any(p.source == source for p in self._projects[self._current :]):
+            if self._queued(source):
                 return
             self._projects.append(_Project(source, planner))
             if not self._threads:

@@ -308,42 +308,26 @@ class WindowPlanner:
         day = count / max(seconds, 1e-6)
         return day if recent is None else max(recent, day)
 
-    def _rate_day_before(self, start: dt.datetime, seconds: float, last: int) -> object:
-        """The rate over the same hours one day earlier (`seconds` from `start` less a day, or
-        two days, ...: the latest that lies within the windows up to `last`, or the first
-        window's parts); 0.0 if there is none; `_WAIT` while a window it needs is not complete.
+    def _rate_day_before(self, start: dt.datetime, seconds: float, known: int) -> object:
+        """The rate the last day of complete windows up to `known` (`_profile`, repeated) had
+        over the same hours as `seconds` from `start`; 0.0 if no day is known; `_WAIT` while a
+        window of it is not complete.
 
         A contact centre's morning is as busy as yesterday's morning, not as the night before
         it or the day's average: sized from the day's average alone (~0.6 of the daytime
         rate), every daytime window held nearly twice its pages, read one after another. Only
-        windows up to `last` count (those the plan waits for anyway), so the boundaries stay
-        the same whatever order results arrive in; a count inside a window is taken pro rata.
+        windows the plan waits for anyway count, so the boundaries stay the same whatever
+        order results arrive in.
         """
-        planned = self._planned
-        if last >= len(planned) or not planned:
-            return 0.0
-        span = dt.timedelta(seconds=seconds)
-        known_end = planned[last].end
-        days = 1
-        while start - days * DAY + span > known_end:
-            days += 1
-        a = start - days * DAY
-        b = a + span
-        if a < planned[0].start or b <= a:
-            return 0.0
-        count = 0.0
-        i = max(0, bisect.bisect_right(planned, a, key=lambda w: w.start) - 1)
-        while i <= last and planned[i].start < b:
-            window = planned[i]
-            counted = self._counts.get(_key(window))
-            if counted is None:
-                return _WAIT
-            overlap = (min(b, window.end) - max(a, window.start)).total_seconds()
-            length = (window.end - window.start).total_seconds()
-            if overlap > 0 and length > 0:
-                count += counted * overlap / length
-            i += 1
-        return count / seconds
+        profile = self._profile(known)
+        if profile is None or profile is _WAIT:
+            return 0.0 if profile is None else _WAIT
+        pieces = _segments(
+            t.cast("list[tuple[dt.datetime, dt.datetime, float]]", profile),
+            start,
+            start + dt.timedelta(seconds=seconds),
+        )
+        return sum(rate * (b - a).total_seconds() for a, b, rate in pieces) / max(seconds, 1e-6)
 
     def recent_rate(self, upto: Window) -> float | None:
         """The rate (`_rate_upto`) measured over complete windows in plan order that end by
