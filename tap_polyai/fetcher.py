@@ -16,7 +16,8 @@ while the main thread writes. What bounds them is memory, not a number of record
 - The window the writer is on (the head) waits for the budget only while the writer has some of
   it left to take, and reserves without waiting: a page bigger than the whole budget still
   progresses, and the writer can never be starved by read-ahead.
-- Workers take the earliest window not yet started, so the head is always being fetched;
+- Workers take the earliest window not yet started, so the head (of a split window being
+  written: its first part not done) is always being fetched;
   while a project's planner waits for a result (its first page), they start the next
   project's windows rather than idle.
 Correctness does not depend on any of this:
@@ -26,7 +27,8 @@ Correctness does not depend on any of this:
 - a failure in a worker stops every worker at once; the writer still writes the windows that
   were complete before it, in order, then raises the failure where it would have to wait;
 - a window split after its first page (`windows.WindowPlanner`) is replaced by its parts before
-  any of its records are handed over.
+  any of its records are handed over; the writer takes the parts as one window (pages in the
+  order they arrive, from any part), reported complete once every part is.
 """
 
 from __future__ import annotations
@@ -206,35 +208,47 @@ class Fetcher(t.Generic[S, R]):
         with _fewer_collections():
             while True:
                 with self._cond:
-                    slot = self._wait_for_next_slot(project)
-                if slot is None:
+                    slots = self._wait_for_next_slots(project)
+                if slots is None:
                     break
-                yield slot.window, self._drain(slot)
+                yield slots[0].window.parent or slots[0].window, self._drain(slots)
                 with self._cond:
-                    project.written += 1
+                    project.written += len(slots)
                     self._cond.notify_all()
         with self._cond:
             self._current += 1
             self._cond.notify_all()
 
-    def _wait_for_next_slot(self, project: _Project[S]) -> _Slot | None:
+    def _wait_for_next_slots(self, project: _Project[S]) -> list[_Slot] | None:
+        """The next window to write: one slot, or every part of a split window (`_parts_at`)."""
         while True:
             if project.written < len(project.slots):
                 slot = project.slots[project.written]
+                if slot.window.parent is not None:  # parts are final: they are not split again
+                    return _parts_at(project.slots, project.written)
                 if slot.committed:
-                    return slot
+                    return [slot]
             elif project.planner.exhausted:
                 return None
             self._raise_failure()
             self._cond.wait(1.0)
 
-    def _drain(self, slot: _Slot) -> t.Iterator[R]:
+    def _drain(self, slots: list[_Slot]) -> t.Iterator[R]:
+        """The records of one window, or of all parts of a split one: pages as they arrive,
+        from the earliest part that has one. A split window is one window to the writer (one
+        checkpoint, after its last part), so nothing orders its parts' records, and a long
+        part no longer holds the others' pages in memory: in part order, the writer waited on
+        the first part's chain while the others' pages filled the budget, and the pool fetched
+        a page at a time (a dense first day of 89 pages in 8 parts: 8.3 s instead of 4.2)."""
         while True:
             with self._cond:
-                while not slot.batches and not slot.done:
+                while True:
+                    slot = next((s for s in slots if s.batches), None)
+                    if slot is not None or all(s.done for s in slots):
+                        break
                     self._raise_failure()
                     self._cond.wait(1.0)
-                if not slot.batches:
+                if slot is None:
                     return
                 records, charge = slot.batches.popleft()
                 self.held -= charge
@@ -262,10 +276,19 @@ class Fetcher(t.Generic[S, R]):
     # -- the workers' side --------------------------------------------------------------------
 
     def _head(self) -> _Slot | None:
+        """The slot the writer waits for, which never waits for the budget: of a split window
+        being written, its first part not done yet."""
         if self._current >= len(self._projects):
             return None
         project = self._projects[self._current]
-        return project.slots[project.written] if project.written < len(project.slots) else None
+        if project.written >= len(project.slots):
+            return None
+        slot = project.slots[project.written]
+        if slot.window.parent is not None:
+            for part in _parts_at(project.slots, project.written):
+                if not part.done:
+                    return part
+        return slot
 
     def _budget_left(self) -> bool:
         return self.held + self.reserved < self.budget
@@ -509,6 +532,15 @@ class _WindowRun:
         batch, charge = self._batch, self._charge
         self._batch, self._charge = [], 0
         self._fetcher._hand_over(self._slot, batch, charge, done, release)
+
+
+def _parts_at(slots: list[_Slot], index: int) -> list[_Slot]:
+    """The parts of one split window, from `slots[index]` on (`_replace` put them together)."""
+    parent = slots[index].window.parent
+    end = index + 1
+    while end < len(slots) and slots[end].window.parent is parent:
+        end += 1
+    return slots[index:end]
 
 
 @contextlib.contextmanager

@@ -528,3 +528,48 @@ def test_while_a_project_s_planner_waits_the_next_project_is_started() -> None:
         f.close()
     assert [w for w, _ in a] == a_windows
     assert [w for w, _ in b] == b_windows
+
+
+def test_the_parts_of_a_split_window_are_written_as_one_window_as_their_pages_arrive() -> None:
+    """A long first part must not hold back the others' pages (they would fill the budget
+    while the writer waits on it): the writer takes a split window's pages from whichever
+    part has one, and writes the window once, after its last part."""
+    window = Window(T0, T0 + 2 * HOUR)
+    first_part = Window(T0, T0 + HOUR, None, {}, parent=window)
+    second_part = Window(T0 + HOUR, T0 + 2 * HOUR, None, {}, parent=window)
+
+    class SplittingPlanner(FixedPlanner):
+        split_parts = 2
+
+        def should_split(self, w: Window) -> bool:
+            return w == window
+
+        def split(self, w: Window, page: list[t.Any], parts: int) -> list[Window]:
+            return [first_part, second_part]
+
+    source = Source()
+    second_seen = threading.Event()
+    calls = itertools.count()
+
+    def hold_first_part(stop: threading.Event) -> None:
+        # The window's own first page goes through; its first part waits for the writer.
+        if next(calls) == 1 and not second_seen.wait(WAIT):
+            raise RuntimeError("the writer waited for the first part's pages")
+
+    source.before[f"a:{first_part.start_param}"] = hold_first_part
+    f = fetcher(source, workers=2)
+    f.add("a", SplittingPlanner([window]))  # type: ignore[arg-type]
+    written = []
+    try:
+        for w, records in f.windows("a"):
+            for record in records:
+                if record["window"] == second_part.start_param:
+                    second_seen.set()
+                written.append((w, record["id"]))
+    finally:
+        f.close()
+    parts = (first_part, second_part)
+    expected = [r["id"] for part in parts for page in records_of(part, 2) for r in page]
+    assert {w for w, _ in written} == {window}
+    assert sorted(i for _, i in written) == sorted(expected)
+    assert written[0][1].startswith(second_part.start_param)

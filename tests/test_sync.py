@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import typing as t
 
+import pytest
 from conftest import ACCOUNT, NOW, PROJECTS, iso, make_emulator, tap_config
 from tap_runner import bookmark, run_cli_until_killed, run_tap
 
@@ -67,11 +69,20 @@ def test_every_page_of_a_window_keeps_the_same_filters(emulator: Emulator) -> No
         assert params["include_latency"] == ["true"]
 
 
-def test_state_is_checkpointed_per_window_and_has_no_progress_markers(emulator: Emulator) -> None:
+def test_state_is_checkpointed_per_window_and_has_no_progress_markers(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
     config = tap_config(emulator)
+    caplog.set_level(logging.INFO)
     run = run_tap(config)
-    windows = 3 * 24 // config["window_hours"] + 1
-    assert len(run.states) >= 2 * windows  # one checkpoint per window per project
+    pattern = re.compile(r"Project \S+/(\S+): window \d+ \[(\S+), (\S+)\) done")
+    done = [m.groups() for m in map(pattern.match, caplog.messages) if m]
+    for project in PROJECTS:
+        # The windows written (a split window is one: its parts end together) tile the range.
+        spans = [(start, end) for p, start, end in done if p == project]
+        assert len(spans) >= 2
+        assert all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))
+    assert len(run.states) >= len(done)  # one checkpoint per window per project
     for state in run.states:
         for partition in state["bookmarks"]["conversations"].get("partitions", []):
             assert "progress_markers" not in partition
