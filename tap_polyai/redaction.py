@@ -106,6 +106,9 @@ def shorten(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+_UNPARSED = ", unparsed data:"  # urllib3's HeaderParsingError, before the server's text
+URLLIB3_LIMIT = 300  # its warnings name a URL (ours: no key in it) and what went wrong
+
 _installed = threading.Lock()
 _previous_factory: t.Callable[..., logging.LogRecord] | None = None
 
@@ -117,10 +120,14 @@ def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a bad format string must not lose the line
         message = str(record.msg)
-    if record.exc_info and record.name.startswith("urllib3") and record.levelno < logging.ERROR:
+    if record.name.startswith("urllib3") and record.levelno < logging.ERROR:
         # urllib3 warns with a whole traceback about what a server sent (a header with a line
-        # break: "Failed to parse headers") and carries on; the warning's line says it all.
+        # break: "Failed to parse headers") and carries on; the warning's line says it all,
+        # but for the header text it could not parse: the server's words (a hostile one's
+        # could be anything: a transcript, a phone number), never shown.
         record.exc_info = None
+        head, cut, _ = message.partition(_UNPARSED)
+        message = shorten(head + (f"{_UNPARSED} (not shown)" if cut else ""), URLLIB3_LIMIT)
     record.msg = redact(message)
     record.args = None
     if record.exc_info and record.exc_info[1] is not None:

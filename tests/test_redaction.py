@@ -118,3 +118,21 @@ def test_every_logger_is_redacted_whoever_logs(caplog: pytest.LogCaptureFixture)
     assert text.count(redaction.REDACTED) >= 4
     assert OTHER_KEY not in text
     assert PHONE not in text
+
+
+def test_a_malformed_header_s_text_never_reaches_the_log(tmp_path: Path) -> None:
+    """urllib3 warns about a header it cannot parse with what it could not parse: text the
+    server chose. The warning keeps its first words, never that text."""
+
+    def respond(seen: Seen) -> Answer:
+        return 200, {"X-PolyAI-Correlation-Id": f"\n{TRANSCRIPT}{PHONE}"}, {"conversations": []}
+
+    with HostileServer(respond) as api:  # type: ignore[arg-type]
+        # The text after the break spoils the response's framing: the read times out.
+        run = run_cli(hostile_config(api.base_url, request_timeout_seconds=2), tmp_path)
+    warned = [line for line in run.stderr.splitlines() if "Failed to parse headers" in line]
+    assert warned, run.stderr[-2000:]
+    for line in warned:
+        assert len(line) < 400
+    for secret in (TRANSCRIPT[:60], PHONE, "my card number"):
+        assert secret not in run.stderr
