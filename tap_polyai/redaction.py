@@ -124,7 +124,8 @@ def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
         # urllib3 warns with a whole traceback about what a server sent (a header with a line
         # break: "Failed to parse headers") and carries on; the warning's line says it all,
         # but for the header text it could not parse: the server's words (a hostile one's
-        # could be anything: a transcript, a phone number), never shown.
+        # could be anything: a transcript, a phone number), never shown. Its other records
+        # below ERROR (DEBUG request lines) are cut to the same length.
         record.exc_info = None
         head, cut, _ = message.partition(_UNPARSED)
         message = shorten(head + (f"{_UNPARSED} (not shown)" if cut else ""), URLLIB3_LIMIT)

@@ -244,7 +244,7 @@ class WindowPlanner:
         segments = _segments(
             t.cast("list[tuple[dt.datetime, dt.datetime, float]]", profile), start, end
         )
-        total = sum(rate * (b - a).total_seconds() for a, b, rate in segments)
+        total = _expected_count(segments)
         if total > limit:
             return []
         self._waved = True
@@ -327,7 +327,7 @@ class WindowPlanner:
             start,
             start + dt.timedelta(seconds=seconds),
         )
-        return sum(rate * (b - a).total_seconds() for a, b, rate in pieces) / max(seconds, 1e-6)
+        return _expected_count(pieces) / max(seconds, 1e-6)
 
     def recent_rate(self, upto: Window) -> float | None:
         """The rate (`_rate_upto`) measured over complete windows in plan order that end by
@@ -469,6 +469,11 @@ def _segments(
         pieces.append((at, until, rate))
         at = until
     return pieces
+
+
+def _expected_count(segments: list[tuple[dt.datetime, dt.datetime, float]]) -> float:
+    """How many conversations `segments` (pieces of constant rate) are expected to hold."""
+    return sum(rate * (b - a).total_seconds() for a, b, rate in segments)
 
 
 def _equal_shares(
