@@ -3,7 +3,8 @@
     python benchmarks/run.py [--scenario NAME] [--quick] [--rounds N]
 
 Scenarios: busy, cpu, long, incremental, sparse, projects, startup (the rows of issue #20);
-`dense` (a 400-page backfill, ~4 min) only when named.
+`dense` (a 400-page backfill, ~4 min) and `requests` (requests per page of data against the
+size of a first sync, ~1 min) only when named.
 
 Per scenario: start the benchmark API server (`api_server.py`: conversations rendered once,
 any window costs the same) in its own process, check once (untimed, also a warm-up)
@@ -584,6 +585,47 @@ def report(s: Scenario, results: dict[str, Result], records: int) -> None:
     print(f"(all walls: { {k: [round(w, 2) for w in v.wall] for k, v in results.items()} })")
 
 
+# `--scenario requests`: the busy data at these sizes (generated; ~85 % are visible `live`)
+REQUEST_SIZES = (1_200, 2_400, 4_200, 8_400, 16_800, 33_600, 47_000)
+
+
+def request_curve(workdir: Path) -> None:
+    """Requests per page of data against the size of a first sync: the tap once per size.
+
+    No loop is run (at 47,000 it takes ~110 s): it reads each page of data once, so its
+    requests are the pages of data, `ceil(conversations / page_size)`, counted from what the
+    tap wrote (the other scenarios check that both write the same conversations)."""
+    print("\n## requests: requests per page of data by the size of a first sync", flush=True)
+    print(f"load average before: {load()}", flush=True)
+    print(
+        "| generated | conversations | pages of data | tap requests | per page | extra "
+        "| windows | tap wall s |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size in REQUEST_SIZES:
+        s = replace(BUSY, name=f"requests_{size}", conversations=size)
+        server = ServerProcess(s, workdir)
+        try:
+            cmds = commands(s, server.url, workdir)
+            server.reset_stats()
+            started = time.perf_counter()
+            ids = collect_ids(cmds["tap"], singer=True)
+            wall = time.perf_counter() - started
+            log = requests.get(f"{server.url}/_bench/log", timeout=30).json()["pages"]
+        finally:
+            server.stop()
+        if len(ids) != len(set(ids)):
+            raise SystemExit(f"correctness check failed at {size}: a conversation written twice")
+        pages = -(-len(ids) // t.cast(int, s.page_size))
+        windows = len({(line["start"], line["end"]) for line in log})
+        print(
+            f"| {size:,} | {len(ids):,} | {pages} | {len(log)} | {len(log) / pages:.2f} "
+            f"| {len(log) - pages} | {windows} | {wall:.2f} |",
+            flush=True,
+        )
+    print(f"load average after: {load()}")
+
+
 def startup(rounds: int) -> None:
     print("\n## startup: `tap-polyai --about` and `--discover`", flush=True)
     print(f"load average before: {load()}", flush=True)
@@ -648,7 +690,9 @@ def machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=[*SCENARIOS, *ON_REQUEST, "startup"], action="append")
+    parser.add_argument(
+        "--scenario", choices=[*SCENARIOS, *ON_REQUEST, "startup", "requests"], action="append"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer rounds")
     parser.add_argument("--rounds", type=int, help="override the rounds of every scenario")
     args = parser.parse_args()
@@ -663,6 +707,9 @@ def main() -> int:
         for name in names:
             if name == "startup":
                 startup(args.rounds or 5)
+                continue
+            if name == "requests":
+                request_curve(Path(tmp))
                 continue
             s = SCENARIOS[name] if name in SCENARIOS else ON_REQUEST[name]
             if args.quick:
