@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import math
+import re
 import socket
 import ssl
 import typing as t
@@ -24,6 +25,7 @@ from tap_polyai.redaction import redact, shorten
 from tap_polyai.settings import Project
 
 MAX_RETRY_AFTER_SECONDS = 900.0
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class PolyAIError(Exception):
@@ -92,15 +94,18 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date.
 
     None when there is no usable value (missing, `nan`, `inf`, negative, garbage): the caller
-    then falls back to its own backoff, so junk never means retrying back to back. A date in
-    the past means now; any wait is capped at `MAX_RETRY_AFTER_SECONDS`.
+    then falls back to its own backoff, so junk never means retrying back to back. Delta-seconds
+    are digits (RFC 9110; a decimal fraction is accepted too): a sign or an exponent makes a
+    value junk, so a phone number a hostile server echoes (`+14155550123`) is not read as 449
+    years, i.e. the longest wait, 15 minutes, before every retry. A date in the past means now;
+    any wait is capped at `MAX_RETRY_AFTER_SECONDS`.
     """
     if not value:
         return None
     value = value.strip()
-    try:
+    if _DELTA_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
+    else:
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, OverflowError, IndexError):

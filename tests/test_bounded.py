@@ -89,13 +89,18 @@ def test_paging_that_never_ends_stops_with_a_named_error_and_no_checkpoint(
     ], "no checkpoint"
 
 
-@pytest.mark.parametrize("value", ["nan", "-5", "inf", "-inf", "1e999", "soon", "", "NaN"])
+# Not delta-seconds (digits) nor an HTTP date; `+14155550123` is a phone number a hostile
+# server echoed, which float() read as 449 years (then the 15-minute cap, before each retry).
+@pytest.mark.parametrize(
+    "value", ["nan", "-5", "inf", "-inf", "1e999", "soon", "", "NaN", "+14155550123", "+5", "1e3"]
+)
 def test_junk_retry_after_is_ignored(value: str) -> None:
     assert parse_retry_after(value) is None
 
 
 def test_retry_after_is_capped_and_dates_in_the_past_mean_now() -> None:
     assert parse_retry_after("5") == 5
+    assert parse_retry_after(" 0.5 ") == 0.5
     assert parse_retry_after("100000") == 900
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
 

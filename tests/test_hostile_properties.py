@@ -71,6 +71,9 @@ answers = st.lists(st.tuples(statuses, headers, bodies), min_size=1, max_size=4)
 @given(script=answers)
 # Found by this test (2026-12-02): a header with a line break made urllib3 warn with a traceback.
 @example(script=[(200, {"X-PolyAI-Correlation-Id": "\n0"}, {})])
+# Found by this test (2026-12-03): a 429 whose Retry-After is a phone number (`+14155550123`)
+# was read as 449 years, so the run waited the 15-minute cap before its retry.
+@example(script=[(429, {"Retry-After": PHONE}, {"conversations": []})])
 def test_any_answer_ends_in_time_named_and_leaks_nothing(
     tmp_path: Path, script: list[tuple[int, dict[str, str], t.Any]]
 ) -> None:
