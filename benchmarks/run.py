@@ -4,7 +4,7 @@
 
 Scenarios: busy, cpu, long, incremental, sparse, projects, startup (the rows of issue #20);
 `dense` (a 400-page backfill, ~4 min) and `requests` (requests per page of data against the
-size of a first sync, ~1 min) only when named.
+size of a first sync, ~2.5 min) only when named.
 
 Per scenario: start the benchmark API server (`api_server.py`: conversations rendered once,
 any window costs the same) in its own process, check once (untimed, also a warm-up)
@@ -585,8 +585,13 @@ def report(s: Scenario, results: dict[str, Result], records: int) -> None:
     print(f"(all walls: { {k: [round(w, 2) for w in v.wall] for k, v in results.items()} })")
 
 
-# `--scenario requests`: the busy data at these sizes (generated; ~85 % are visible `live`)
-REQUEST_SIZES = (1_200, 2_400, 4_200, 8_400, 16_800, 33_600, 47_000)
+# `--scenario requests`: the busy data at these sizes (generated; ~85 % are visible `live`),
+# over 4 days, then two long backfills of 60 days (uniform, and with a contact centre's day)
+REQUEST_RUNS = (
+    *((size, 4, 0) for size in (1_200, 2_400, 4_200, 8_400, 16_800, 33_600, 47_000)),
+    (63_000, 60, 0),
+    (63_000, 60, 1),
+)
 
 
 def request_curve(workdir: Path) -> None:
@@ -598,12 +603,18 @@ def request_curve(workdir: Path) -> None:
     print("\n## requests: requests per page of data by the size of a first sync", flush=True)
     print(f"load average before: {load()}", flush=True)
     print(
-        "| generated | conversations | pages of data | tap requests | per page | extra "
+        "| generated | days | conversations | pages of data | tap requests | per page | extra "
         "| windows | tap wall s |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size in REQUEST_SIZES:
-        s = replace(BUSY, name=f"requests_{size}", conversations=size)
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for size, days, diurnal in REQUEST_RUNS:
+        s = replace(
+            BUSY,
+            name=f"requests_{size}_{days}_{diurnal}",  # its own port file and config
+            conversations=size,
+            days=days,
+            diurnal=diurnal,
+        )
         server = ServerProcess(s, workdir)
         try:
             cmds = commands(s, server.url, workdir)
@@ -619,8 +630,9 @@ def request_curve(workdir: Path) -> None:
         pages = -(-len(ids) // t.cast(int, s.page_size))
         windows = len({(line["start"], line["end"]) for line in log})
         print(
-            f"| {size:,} | {len(ids):,} | {pages} | {len(log)} | {len(log) / pages:.2f} "
-            f"| {len(log) - pages} | {windows} | {wall:.2f} |",
+            f"| {size:,} | {days}{', daily cycle' if diurnal else ''} | {len(ids):,} | {pages} "
+            f"| {len(log)} | {len(log) / pages:.2f} | {len(log) - pages} | {windows} "
+            f"| {wall:.2f} |",
             flush=True,
         )
     print(f"load average after: {load()}")

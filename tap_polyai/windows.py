@@ -73,9 +73,11 @@ def read_range(
 # Windows sized to the data. A window costs at least one request even when empty, and a window
 # of many pages is fetched one page after another (a cursor cannot be shared). The planner aims
 # every window at TARGET_PAGES pages of conversations: a few pages each, so the rounding up to
-# whole requests costs little (requests per page of data ~1.05-1.1) while `max_concurrency`
-# windows are in flight at once.
+# whole requests costs little while `max_concurrency` windows are in flight at once; far from
+# the end of a long range, at up to LONG_PAGES (`WindowPlanner._window_target`).
 TARGET_PAGES = 3.75
+LONG_PAGES = 8  # at most this many pages (less a quarter) a window, far from the range's end:
+REST_POOLS = 4  # while the rest of the range is expected to hold this many pools of them
 GROWTH = 4  # a window is at most this many times longer than the one planned before it
 MIN_WINDOW = dt.timedelta(minutes=1)  # below this a dense window is simply paged through
 MAX_SPLIT = 16  # parts of a window split after its first page
@@ -104,7 +106,8 @@ class WindowPlanner:
     - Window j (counted in plan order) is sized from the rate (conversations per second)
       measured up to window j - `lag` (`lag` = `max_concurrency`; for the first ones, the
       first window, or all its parts): the larger of the rate over its last 4 windows and over its
-      last day of windows (`_rate_upto`), to hold `TARGET_PAGES` pages,
+      last day of windows (`_rate_upto`), to hold `TARGET_PAGES` pages (more, up to
+      `LONG_PAGES`, while much of the range is left: `_window_target`),
       growing at most `GROWTH`-fold per window. So each completed window (or part of the
       first) lets one more be planned, `lag` ahead: the pool stays full, and the plan is the
       same whatever order the results arrive in. Empty time is crossed in a
@@ -192,14 +195,33 @@ class WindowPlanner:
             self._wave = t.cast("list[tuple[dt.datetime, float]]", wave)
             end, expected = self._wave.pop(0)
             return self._append(Window(self._cursor, end, expected))
-        seconds = min(self._target / measured if measured > 0 else math.inf, cap)
+        target = self._window_target(measured)
+        seconds = min(target / measured if measured > 0 else math.inf, cap)
         before = self._rate_day_before(self._cursor, seconds, known)
         if before is _WAIT:
             return None
         rate = max(measured, t.cast(float, before))
         if rate > measured:
-            seconds = min(self._target / rate, cap)
+            seconds = min(target / rate, cap)
         return self._sized(max(MIN_WINDOW, dt.timedelta(seconds=round(seconds))), rate)
+
+    def _window_target(self, rate: float) -> float:
+        """Conversations a window sized from `rate` is aimed at: `TARGET_PAGES`, or whole pages
+        less a quarter, up to `LONG_PAGES`, while the rest of the range is expected to hold
+        `REST_POOLS` pools (`lag` windows) of them.
+
+        Every window ends on a partial page and now and then spills onto one more, ~0.4 of a
+        request a window: in windows of 3.75 pages a long backfill sends ~1.12 requests a page
+        of data (busy data over 60 days: 598 requests for 535 pages). Far from the end of the
+        range the pool stays as full with longer windows, which cost that per window, not per
+        page (579 requests in the same wall time; with a contact centre's day 615 -> 591, and
+        6 % less wall). Near the end they shrink back to `TARGET_PAGES`: a window is planned
+        when the one `lag` before it completes, and long windows there left the pool idle
+        before the final wave (all 8-page windows: a 144-page backfill 6.7 -> 8.0 s).
+        """
+        rest_pages = rate * (self._end - self._cursor).total_seconds() / self._page_size
+        whole = math.floor(rest_pages / (REST_POOLS * self._lag)) if rate > 0 else 0
+        return max(TARGET_PAGES, min(LONG_PAGES, whole) - 0.25) * self._page_size
 
     def _sized(self, size: dt.timedelta, rate: float) -> Window:
         end = min(self._cursor + size, self._end)

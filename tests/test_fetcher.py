@@ -292,14 +292,18 @@ def test_the_planner_grows_through_empty_time_and_shrinks_through_dense_time() -
     assert len(sizes) <= 6  # three empty years in a handful of windows
     assert all(b == 4 * a for a, b in itertools.pairwise(sizes[:-1]))  # the last is cut short
 
-    planner = WindowPlanner(T0, end, dt.timedelta(hours=24), page_size=100)
-    first = planner.next_window()
-    assert first is not None
-    planner.finished(first, 900)  # ~9 pages a day
-    window = planner.next_window()
-    assert window is not None
-    assert window.expected == pytest.approx(375, rel=0.01)  # TARGET_PAGES (3.75) pages
-    assert window.end - window.start == dt.timedelta(hours=10)
+    # ~9 pages a day. With three years left, a window holds LONG_PAGES less a quarter (7.75
+    # pages); with four days left (36 pages: under REST_POOLS pools of such windows),
+    # TARGET_PAGES (3.75).
+    for days, pages, hours in ((3 * 365, 7.75, 20 + 40 / 60), (5, 3.75, 10)):
+        planner = WindowPlanner(T0, T0 + dt.timedelta(days=days), HOUR * 24, page_size=100)
+        first = planner.next_window()
+        assert first is not None
+        planner.finished(first, 900)
+        window = planner.next_window()
+        assert window is not None
+        assert window.expected == pytest.approx(100 * pages, rel=0.01)
+        assert window.end - window.start == dt.timedelta(hours=hours)
 
 
 def test_the_first_window_plans_a_full_pool_and_then_one_per_result() -> None:
@@ -371,20 +375,39 @@ def test_a_split_puts_identical_timestamps_on_the_later_side_of_the_point() -> N
 
 
 def test_a_quiet_night_does_not_size_the_morning_s_windows() -> None:
-    # A day at 100 conversations an hour, then a night at 10: the last windows alone say 10 an
-    # hour, which would size the next window to hold 37.5 hours of night and read the morning
-    # one page after another. The day's average (over the last 24 h of windows) keeps it short.
-    planner = WindowPlanner(T0, T0 + 10 * 24 * HOUR, HOUR * 24, page_size=100, concurrency=1)
+    """A day at 100 conversations an hour, 17 h of night at 10, then days at 100 again, over 10
+    days at the defaults. The last windows alone say 10 an hour at the end of the night, which
+    would size the next window for many hours of night and read the morning one page after
+    another (3.0x the conversations it was planned for when sized from the last window's rate
+    alone). The day's average and the same hours a day earlier keep every window within 2x of
+    its plan, also while long windows (`LONG_PAGES`) are planned far from the range's end."""
+
+    def per_hour(hour: int) -> int:
+        return 10 if 24 <= hour < 41 else 100
+
+    def count(window: Window) -> int:
+        hours = [T0 + i * HOUR for i in range(10 * 24 + 1)]
+        held = 0.0
+        for hour_start in hours:
+            a, b = max(window.start, hour_start), min(window.end, hour_start + HOUR)
+            if a < b:
+                held += per_hour((hour_start - T0) // HOUR) * (b - a) / HOUR
+        return round(held)
+
+    planner = WindowPlanner(T0, T0 + 10 * 24 * HOUR, HOUR * 24, page_size=100, concurrency=8)
     first = planner.next_window()
     assert first is not None
-    planner.finished(first, 2400)
-    for _ in range(4):  # 17 h of night: each window holds a tenth of what it was sized for
-        window = planner.next_window()
-        assert window is not None
-        planner.finished(window, round((window.end - window.start).total_seconds() / 360))
-    window = planner.next_window()
-    assert window is not None
-    assert window.end - window.start < 8 * HOUR
+    planner.finished(first, count(first))
+    in_flight: list[Window] = []
+    held_per_planned: list[float] = []
+    while not planner.exhausted or in_flight:
+        while (window := planner.next_window()) is not None:
+            in_flight.append(window)
+        done = in_flight.pop(0)
+        planner.finished(done, count(done))
+        held_per_planned.append(count(done) / t.cast(float, done.expected))
+    assert len(held_per_planned) > 30
+    assert max(held_per_planned) <= 2
 
 
 def _first_page_split(order: str) -> tuple[Window, list[Window]]:
