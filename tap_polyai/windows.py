@@ -220,7 +220,7 @@ class WindowPlanner:
         before the final wave (all 8-page windows: a 144-page backfill 6.7 -> 8.0 s).
         """
         rest_pages = rate * (self._end - self._cursor).total_seconds() / self._page_size
-        whole = math.floor(rest_pages / (REST_POOLS * self._lag)) if rate > 0 else 0
+        whole = math.floor(rest_pages / (REST_POOLS * self._lag))
         return max(TARGET_PAGES, min(LONG_PAGES, whole) - 0.25) * self._page_size
 
     def _sized(self, size: dt.timedelta, rate: float) -> Window:
