@@ -31,6 +31,19 @@ MIN_SECRET_LENGTH = 4  # shorter values would cut ordinary words out of every li
 # timings stay readable).
 PHONE = re.compile(r"(?<![\w./-])(?:\+|\(\+?)?\d(?:[ .()-]{0,2}\d){8,14}(?![\w])")
 
+# A decimal number, `2.93817462811`: 9-15 digits with one dot, so PHONE takes it for a phone
+# number. The SDK's METRIC lines carry durations like it (`"value": 2.93817462811`); cut, the
+# line is no longer JSON. Kept only in the SDK's metrics records, which carry numbers the tap
+# measured and names from the config, never a server's words.
+DECIMAL = re.compile(r"\d{1,6}\.\d+")
+METRICS_LOGGER = "singer_sdk.metrics"
+
+
+def _keep_decimals(match: re.Match[str]) -> str:
+    text = match.group()
+    return text if DECIMAL.fullmatch(text) else PHONE_REDACTED
+
+
 # Settings whose name says they are secret, wherever they sit in the config.
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|salt|credential)", re.I)
 
@@ -80,11 +93,13 @@ class Redactor:
             walk(config.get("stream_map_config") or {}, "secret")
         self.add(*found)
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, *, decimals: bool = False) -> str:
+        """`text` without secrets or phone numbers; with `decimals`, a plain decimal number
+        (`DECIMAL`) that looks like a dotted phone number is kept (`_redacted_record`)."""
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        return PHONE.sub(PHONE_REDACTED, text)
+        return PHONE.sub(_keep_decimals if decimals else PHONE_REDACTED, text)
 
     def clear(self) -> None:
         """Forget every secret (tests)."""
@@ -96,8 +111,8 @@ class Redactor:
 REDACTOR = Redactor()
 
 
-def redact(text: str) -> str:
-    return REDACTOR.redact(text)
+def redact(text: str, *, decimals: bool = False) -> str:
+    return REDACTOR.redact(text, decimals=decimals)
 
 
 def shorten(text: str, limit: int = 200) -> str:
@@ -129,7 +144,7 @@ def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
         record.exc_info = None
         head, cut, _ = message.partition(_UNPARSED)
         message = shorten(head + (f"{_UNPARSED} (not shown)" if cut else ""), URLLIB3_LIMIT)
-    record.msg = redact(message)
+    record.msg = redact(message, decimals=record.name == METRICS_LOGGER)
     record.args = None
     if record.exc_info and record.exc_info[1] is not None:
         text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")

@@ -3,6 +3,7 @@ named error is one ERROR line, its traceback only at DEBUG."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -118,6 +119,30 @@ def test_every_logger_is_redacted_whoever_logs(caplog: pytest.LogCaptureFixture)
     assert text.count(redaction.REDACTED) >= 4
     assert OTHER_KEY not in text
     assert PHONE not in text
+
+
+def test_metric_lines_keep_their_durations_and_stay_json(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A duration such as 2.93817462811 is 12 digits and a dot, which the phone rule cuts: the
+    SDK's METRIC line then says `"value":[phone]` and is no longer JSON. Only in the SDK's
+    metrics records is a plain decimal kept; a phone number there is still cut, and the same
+    decimal anywhere else too."""
+    from singer_sdk import metrics
+
+    redaction.install()
+    caplog.set_level(logging.INFO)
+    tags = {"stream": "conversations", "note": f"call {PHONE} or 415.555.0123"}
+    metrics.log(
+        logging.getLogger(metrics.METRICS_LOGGER_NAME),
+        metrics.Point("timer", metrics.Metric.SYNC_DURATION, 2.93817462811, tags=tags),
+    )
+    logging.getLogger("tap-polyai").info("took %s", 2.93817462811)
+    metric, other = (r.getMessage() for r in caplog.records)
+    point = json.loads(metric.removeprefix("METRIC: "))
+    assert point["value"] == 2.93817462811
+    assert point["tags"]["note"] == "call [phone] or [phone]"
+    assert other == "took [phone]"
 
 
 def test_a_malformed_header_s_text_never_reaches_the_log(tmp_path: Path) -> None:
