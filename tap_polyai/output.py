@@ -29,7 +29,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
 
 FLUSH_BYTES = 1 << 20
-_CLOSE_BRACE, _COMMA = b"},"
+_COMMA = ord(",")
 
 _live: weakref.WeakSet[BufferedMsgSpecWriter] = weakref.WeakSet()
 
@@ -108,11 +108,16 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     ) -> None:
         """One RECORD per item: `head`'s fields, `index_field` (0, 1, ...), then the item's own
         fields (an item encodes to a JSON object, e.g. a msgspec struct). Each item is encoded
-        once, straight into the buffer: its opening brace becomes the comma after the index
-        (the per-turn cost of `conversation_turns` on spliced conversations)."""
+        once and its opening brace becomes the comma after the index (the per-turn cost of
+        `conversation_turns` on spliced conversations).
+
+        It is encoded into a small buffer of its own, then appended: msgspec's
+        `encode_into` resizes the buffer it writes to, so encoding onto the end of the MiB
+        output buffer reallocated it for each turn (a sync of 144k turn rows: 0.2 s of CPU)."""
         prefix, suffix = self._record_affixes(stream, version, extracted)
         start = prefix + encoder.encode({**head, index_field: 0})[:-2]  # ...,"index": (no 0})
         encode_into = encoder.encode_into
+        item_bytes = bytearray()
         self._busy = True
         try:
             buffer = self._buffer
@@ -121,12 +126,12 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
             for index, item in enumerate(items):
                 buffer += start
                 buffer += b"%d" % index
-                brace = len(buffer)
-                encode_into(item, buffer, brace)
-                if buffer[brace + 1] == _CLOSE_BRACE:  # {}: no fields of its own
-                    del buffer[brace]
+                encode_into(item, item_bytes)
+                if len(item_bytes) == 2:  # {}: no fields of its own
+                    buffer += b"}"
                 else:
-                    buffer[brace] = _COMMA
+                    item_bytes[0] = _COMMA
+                    buffer += item_bytes
                 buffer += suffix
             if len(buffer) >= FLUSH_BYTES:
                 self.flush()
