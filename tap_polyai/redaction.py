@@ -22,6 +22,8 @@ import traceback
 import typing as t
 from urllib.parse import quote, quote_plus
 
+from singer_sdk.metrics import METRICS_LOGGER_NAME
+
 REDACTED = "[redacted]"
 PHONE_REDACTED = "[phone]"
 MIN_SECRET_LENGTH = 4  # shorter values would cut ordinary words out of every line
@@ -36,7 +38,6 @@ PHONE = re.compile(r"(?<![\w./-])(?:\+|\(\+?)?\d(?:[ .()-]{0,2}\d){8,14}(?![\w])
 # line is no longer JSON. Kept only in the SDK's metrics records, which carry numbers the tap
 # measured and names from the config, never a server's words.
 DECIMAL = re.compile(r"\d{1,6}\.\d+")
-METRICS_LOGGER = "singer_sdk.metrics"
 
 
 def _keep_decimals(match: re.Match[str]) -> str:
@@ -144,7 +145,7 @@ def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
         record.exc_info = None
         head, cut, _ = message.partition(_UNPARSED)
         message = shorten(head + (f"{_UNPARSED} (not shown)" if cut else ""), URLLIB3_LIMIT)
-    record.msg = redact(message, decimals=record.name == METRICS_LOGGER)
+    record.msg = redact(message, decimals=record.name == METRICS_LOGGER_NAME)
     record.args = None
     if record.exc_info and record.exc_info[1] is not None:
         text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
