@@ -22,7 +22,7 @@ import traceback
 import typing as t
 from urllib.parse import quote, quote_plus
 
-from singer_sdk.metrics import METRICS_LOGGER_NAME
+from singer_sdk.metrics import METRICS_LOGGER_NAME, Point
 
 REDACTED = "[redacted]"
 PHONE_REDACTED = "[phone]"
@@ -132,6 +132,15 @@ _previous_factory: t.Callable[..., logging.LogRecord] | None = None
 def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
     assert _previous_factory is not None
     record = _previous_factory(*args, **kwargs)
+    point = _metric_point(record)
+    if point is not None:
+        # The SDK's own METRIC record keeps its shape, `("METRIC: %s", point)`: its
+        # MetricExclusionFilter and its StructuredFormatter read the Point in `args`. Only its
+        # tags hold text (names, ids from the config); they are redacted, its number is kept.
+        record.args = (
+            Point(point.metric_type, point.metric, _tags(point.value), _tags(point.tags)),
+        )
+        return record
     try:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a bad format string must not lose the line
@@ -153,6 +162,31 @@ def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
     return record
+
+
+def _metric_point(record: logging.LogRecord) -> Point[t.Any] | None:
+    """The Point of a record the SDK's `metrics.log` made, else None."""
+    if (
+        record.name == METRICS_LOGGER_NAME
+        and record.msg == "METRIC: %s"
+        and isinstance(record.args, tuple)
+        and len(record.args) == 1
+        and isinstance(record.args[0], Point)
+    ):
+        return record.args[0]
+    return None
+
+
+def _tags(value: t.Any) -> t.Any:
+    """A Point's value or tags with every text redacted, keys too; numbers, booleans (ints)
+    and None as they are."""
+    if isinstance(value, t.Mapping):
+        return {_tags(str(key)): _tags(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tags(item) for item in value]
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    return redact(str(value), decimals=True)
 
 
 def install() -> None:
