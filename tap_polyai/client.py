@@ -13,6 +13,7 @@ what PolyAI needs:
   once: a 429 halves it, a run of successes grows it back.
 The same request path (`_send`, `_wait_to_retry`) serves the second host, the Agents API's
 conversation detail (`detail`, for `conversation_details`): one gate, one pool, one policy.
+Each request is one `http_request_duration` METRIC line, as the SDK's REST streams log it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from urllib.parse import quote
 
 import msgspec
 import requests
+from singer_sdk import metrics
 
 from tap_polyai.decoding import ConversationPayload
 from tap_polyai.errors import (
@@ -53,6 +55,10 @@ AGENTS_URL_SETTING = "'agents_api_url' (default from 'region', or 'api_url')"
 MAX_FRUITLESS_PAGES = 3  # pages in a row that bring no conversation new to the window
 MAX_CONVERSATIONS_PER_SECOND = 50  # far above any project's rate: 4.3 million a day
 SPARE_PAGES = 10
+# The `endpoint` tag of each request's METRIC line: the path template, as the SDK's streams
+# tag it (never the ids or the query, which the `context` tag and the settings already say).
+LIST_ENDPOINT = "/{api_version}/{account_id}/{project_id}/conversations"
+DETAIL_ENDPOINT = "/v1/agents/{project_id}/conversations/{conversation_id}"
 
 
 def max_pages_per_window(window: Window, page_size: int) -> int:
@@ -226,7 +232,13 @@ class PolyAIClient:
         attempt = 0
         while True:
             try:
-                response = self._send(self.url(project), params, project.api_key, stop)
+                response = self._send(
+                    self.url(project),
+                    params,
+                    project.api_key,
+                    stop,
+                    metric=("conversations", LIST_ENDPOINT, project),
+                )
                 with response:
                     classify_response(response, project)
                     self.pool.succeeded()
@@ -275,6 +287,7 @@ class PolyAIClient:
                     None,
                     project.agents_api_key,
                     stop,
+                    metric=("conversation_details", DETAIL_ENDPOINT, project),
                     stream=False,
                     agents=True,
                 )
@@ -314,23 +327,36 @@ class PolyAIClient:
         key: str,
         stop: threading.Event | None,
         *,
+        metric: tuple[str, str, Project],
         stream: bool = True,
         agents: bool = False,
     ) -> requests.Response:
-        """One GET through the shared gate and pool; the slot is held until the headers are in."""
+        """One GET through the shared gate and pool; the slot is held until the headers are in.
+
+        `metric` (stream, endpoint, project) tags its `http_request_duration` METRIC line: the
+        time to the response's headers (requests' `elapsed`, as the SDK's REST streams), its
+        status, or `failed` without one when no response came (a timeout, a reset).
+        """
         self.gate.wait(stop)
         if stop is not None and stop.is_set():
             raise Cancelled
         with self.pool.slot(stop):
             if stop is not None and stop.is_set():
                 raise Cancelled
-            return self._session(agents).get(
-                url,
-                params=params,
-                headers={"x-api-key": key, "Accept": "application/json"},
-                timeout=self._settings.request_timeout_seconds,
-                stream=stream,
-            )
+            started = time.monotonic()
+            try:
+                response = self._session(agents).get(
+                    url,
+                    params=params,
+                    headers={"x-api-key": key, "Accept": "application/json"},
+                    timeout=self._settings.request_timeout_seconds,
+                    stream=stream,
+                )
+            except requests.RequestException:
+                _log_request(metric, time.monotonic() - started, None)
+                raise
+            _log_request(metric, response.elapsed.total_seconds(), response.status_code)
+            return response
 
     def _wait_to_retry(
         self, exc: BaseException, attempt: int, project: Project, stop: threading.Event | None
@@ -366,6 +392,25 @@ class PolyAIClient:
         """Exponential with jitter: base * 2^(attempt-1), capped, times 0.5..1."""
         ceiling = min(MAX_BACKOFF_SECONDS, self._settings.retry_base_seconds * 2 ** (attempt - 1))
         return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+
+_METRICS = metrics.get_metrics_logger()
+
+
+def _log_request(metric: tuple[str, str, Project], seconds: float, status: int | None) -> None:
+    """One request's `http_request_duration` METRIC line (`PolyAIClient._send`)."""
+    if not _METRICS.isEnabledFor(logging.INFO):
+        return
+    stream, endpoint, project = metric
+    tags: dict[str, t.Any] = {metrics.Tag.STREAM: stream, metrics.Tag.ENDPOINT: endpoint}
+    if status is not None:
+        tags[metrics.Tag.HTTP_STATUS_CODE] = status
+    ok = status is not None and status < 400
+    tags[metrics.Tag.STATUS] = metrics.Status.SUCCEEDED if ok else metrics.Status.FAILED
+    tags[metrics.Tag.CONTEXT] = {"account_id": project.account_id, "project_id": project.project_id}
+    metrics.log(
+        _METRICS, metrics.Point("timer", metrics.Metric.HTTP_REQUEST_DURATION, seconds, tags)
+    )
 
 
 class Detail(t.NamedTuple):

@@ -181,12 +181,14 @@ def _tags(value: t.Any) -> t.Any:
     """A Point's value or tags with every text redacted, keys too; numbers, booleans (ints)
     and None as they are."""
     if isinstance(value, t.Mapping):
-        return {_tags(str(key)): _tags(item) for key, item in value.items()}
+        return {_tags(key): _tags(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_tags(item) for item in value]
     if isinstance(value, (int, float)) or value is None:
         return value
-    return redact(str(value), decimals=True)
+    # A str enum (the SDK's `Tag.STREAM`, `Status.SUCCEEDED`) by its value, as JSON writes it.
+    text = str.__str__(value) if isinstance(value, str) else str(value)
+    return redact(text, decimals=True)
 
 
 def install() -> None:

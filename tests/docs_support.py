@@ -44,9 +44,10 @@ def bash_blocks(name: str) -> list[Block]:
     return blocks
 
 
-def block_after(name: str, marker: str) -> str:
-    """The fenced bash block right after `marker` on a page."""
+def block_after(name: str, marker: str, language: str = "bash") -> str:
+    """The fenced block (```bash, or `language`) right after `marker` on a page."""
     page = text(name)
     after = page[page.index(marker) + len(marker) :].lstrip("\n")
-    assert after.startswith("```bash\n"), "the marker must sit right above a ```bash block"
-    return after[len("```bash\n") : after.index("\n```")] + "\n"
+    fence = f"```{language}\n"
+    assert after.startswith(fence), f"the marker must sit right above a {fence.strip()} block"
+    return after[len(fence) : after.index("\n```")] + "\n"
