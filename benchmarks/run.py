@@ -542,6 +542,19 @@ def report(s: Scenario, results: dict[str, Result], records: int) -> None:
         else statistics.median(tap.rss_kb) / loop_rss
     )
     cpu_ratio = statistics.median(tap.cpu) / loop_cpu
+    # Each round runs the loop and the tap back to back, so their ratio within a round shares
+    # the machine's state at that moment; on a noisy machine its median is the steadier figure.
+    loop = results["loop"]
+    rounds = (
+        zip(tap.wall, loop.wall, strict=True)
+        if s.metric == "wall"
+        else zip(tap.rss_kb, loop.rss_kb, strict=True)
+    )
+    paired = [mine / theirs for mine, theirs in rounds]
+    print(
+        f"\ntap / loop per round: {', '.join(f'{r:.2f}' for r in paired)} "
+        f"(median {statistics.median(paired):.2f}x)"
+    )
     if s.request_target is None:
         verdict = "MET" if ratio <= s.target_ratio else "NOT MET"
         print(f"\nTarget: {s.target} -> {ratio:.2f}x (CPU {cpu_ratio:.2f}x): {verdict}")
