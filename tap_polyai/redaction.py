@@ -33,18 +33,6 @@ MIN_SECRET_LENGTH = 4  # shorter values would cut ordinary words out of every li
 # timings stay readable).
 PHONE = re.compile(r"(?<![\w./-])(?:\+|\(\+?)?\d(?:[ .()-]{0,2}\d){8,14}(?![\w])")
 
-# A decimal number, `2.93817462811`: 9-15 digits with one dot, so PHONE takes it for a phone
-# number. The SDK's METRIC lines carry durations like it (`"value": 2.93817462811`); cut, the
-# line is no longer JSON. Kept only in the SDK's metrics records, which carry numbers the tap
-# measured and names from the config, never a server's words.
-DECIMAL = re.compile(r"\d{1,6}\.\d+")
-
-
-def _keep_decimals(match: re.Match[str]) -> str:
-    text = match.group()
-    return text if DECIMAL.fullmatch(text) else PHONE_REDACTED
-
-
 # Settings whose name says they are secret, wherever they sit in the config.
 _SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passwd|salt|credential)", re.I)
 
@@ -94,13 +82,12 @@ class Redactor:
             walk(config.get("stream_map_config") or {}, "secret")
         self.add(*found)
 
-    def redact(self, text: str, *, decimals: bool = False) -> str:
-        """`text` without secrets or phone numbers; with `decimals`, a plain decimal number
-        (`DECIMAL`) that looks like a dotted phone number is kept (`_redacted_record`)."""
+    def redact(self, text: str) -> str:
+        """`text` without secrets or phone numbers."""
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        return PHONE.sub(_keep_decimals if decimals else PHONE_REDACTED, text)
+        return PHONE.sub(PHONE_REDACTED, text)
 
     def clear(self) -> None:
         """Forget every secret (tests)."""
@@ -112,8 +99,8 @@ class Redactor:
 REDACTOR = Redactor()
 
 
-def redact(text: str, *, decimals: bool = False) -> str:
-    return REDACTOR.redact(text, decimals=decimals)
+def redact(text: str) -> str:
+    return REDACTOR.redact(text)
 
 
 def shorten(text: str, limit: int = 200) -> str:
@@ -136,7 +123,9 @@ def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
     if point is not None:
         # The SDK's own METRIC record keeps its shape, `("METRIC: %s", point)`: its
         # MetricExclusionFilter and its StructuredFormatter read the Point in `args`. Only its
-        # tags hold text (names, ids from the config); they are redacted, its number is kept.
+        # tags hold text (names, ids from the config); they are redacted. Its number stays a
+        # number: formatted as text first, a duration of 2.93817462811 s is 12 digits and a
+        # dot, which the phone rule would cut (the line would no longer be JSON).
         record.args = (
             Point(point.metric_type, point.metric, _tags(point.value), _tags(point.tags)),
         )
@@ -154,7 +143,7 @@ def _redacted_record(*args: t.Any, **kwargs: t.Any) -> logging.LogRecord:
         record.exc_info = None
         head, cut, _ = message.partition(_UNPARSED)
         message = shorten(head + (f"{_UNPARSED} (not shown)" if cut else ""), URLLIB3_LIMIT)
-    record.msg = redact(message, decimals=record.name == METRICS_LOGGER_NAME)
+    record.msg = redact(message)
     record.args = None
     if record.exc_info and record.exc_info[1] is not None:
         text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
@@ -188,7 +177,7 @@ def _tags(value: t.Any) -> t.Any:
         return value
     # A str enum (the SDK's `Tag.STREAM`, `Status.SUCCEEDED`) by its value, as JSON writes it.
     text = str.__str__(value) if isinstance(value, str) else str(value)
-    return redact(text, decimals=True)
+    return redact(text)
 
 
 def install() -> None:

@@ -125,9 +125,9 @@ def test_metric_lines_keep_their_durations_and_stay_json(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A duration such as 2.93817462811 is 12 digits and a dot, which the phone rule cuts: the
-    SDK's METRIC line then says `"value":[phone]` and is no longer JSON. Only in the SDK's
-    metrics records is a plain decimal kept; a phone number there is still cut, and the same
-    decimal anywhere else too."""
+    SDK's METRIC line then says `"value":[phone]` and is no longer JSON. In the SDK's metrics
+    records the measurement stays a number; a phone number in their tags is still cut, and the
+    same decimal as text anywhere else too."""
     from singer_sdk import metrics
 
     redaction.install()
