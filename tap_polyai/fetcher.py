@@ -43,7 +43,7 @@ import time
 import typing as t
 from collections import deque
 
-from tap_polyai.windows import Window, WindowPlanner
+from tap_polyai.windows import BucketCounter, Window, WindowPlanner, profiled
 
 S = t.TypeVar("S")  # what a window is fetched from (a project)
 R = t.TypeVar("R")  # a conversation
@@ -118,7 +118,7 @@ class _Project(t.Generic[S]):
 class _Slot:
     """One window's place in the write order, and the pages fetched for it."""
 
-    __slots__ = ("batches", "committed", "count", "done", "project", "started", "window")
+    __slots__ = ("batches", "buckets", "committed", "count", "done", "project", "started", "window")
 
     def __init__(self, window: Window, project: _Project[t.Any], started: bool) -> None:
         self.window = window
@@ -127,6 +127,7 @@ class _Slot:
         self.committed = False  # records handed over (or done): it can no longer be split
         self.done = False
         self.count = 0  # conversations, known once done
+        self.buckets: dict[t.Any, int] | None = None  # and when they started (`BucketCounter`)
         self.batches: deque[tuple[list[t.Any], int]] = deque()
 
 
@@ -420,7 +421,7 @@ class Fetcher(t.Generic[S, R]):
             slot.committed = True
             if done:
                 slot.done = True
-                slot.project.planner.finished(slot.window, slot.count)
+                slot.project.planner.finished(slot.window, slot.count, slot.buckets)
             self._cond.notify_all()
             # The head waits too while the writer has some of it to take; it goes on whatever
             # the budget once the writer has taken everything (so a huge page progresses).
@@ -455,6 +456,8 @@ class _WindowRun:
         carried = slot.window.split_from_page
         self._carried = dict(carried) if carried is not None else None
         self._may_split = carried is None  # parts of a split window are not split again
+        # when its conversations started, for a window a day's profile may be made of
+        self._buckets = BucketCounter() if profiled(slot.window) else None
         self.parts: list[Window] = []
 
     # PageWatch, called by the client between records.
@@ -498,8 +501,12 @@ class _WindowRun:
     def add(self, record: t.Any) -> None:
         if self._fetcher.on_stage is not None:
             self._fetcher.on_stage("record")
-        if self._carried is not None:
-            self._carried.pop(self._fetcher.identify(record)[0], None)  # a fresher copy
+        if self._buckets is not None or self._carried is not None:
+            conversation_id, started = self._fetcher.identify(record)
+            if self._buckets is not None:
+                self._buckets.add(started)
+            if self._carried is not None:
+                self._carried.pop(conversation_id, None)  # a fresher copy
         self._batch.append(record)
         self._count += 1
         self._take_charge()
@@ -513,6 +520,11 @@ class _WindowRun:
         if self._carried:
             self._batch.extend(self._carried.values())
             self._count += len(self._carried)
+            if self._buckets is not None:
+                for record in self._carried.values():
+                    self._buckets.add(self._fetcher.identify(record)[1])
+        if self._buckets is not None:
+            self._slot.buckets = self._buckets.starts()
         self._take_charge()
         self._slot.count = self._count
         self._flush(done=True)

@@ -89,6 +89,46 @@ PROFILE_SPAN = 7 * DAY  # a final wave spans at most this (a day's shape, repeat
 WAVE_SLACK = 1.25  # and the measured rate may expect this much more than the wave holds
 TIME_ORDER = 0.6  # a first page this rank-correlated with time is in time order (`split`)
 TIME_ORDER_MIN_PAGE = 20  # below this many conversations a page says nothing of the order
+BUCKET_SECONDS = 600  # a complete window's conversations are counted by ten minutes
+
+
+def profiled(window: Window) -> bool:
+    """Whether a complete window is counted by ten minutes for a day's profile (`_pieces`):
+    a window of at most a day; a longer one is taken at its average rate."""
+    return window.end - window.start <= DAY
+
+
+class BucketCounter:
+    """How many of a window's conversations started in each ten minutes of the clock: what a
+    day's profile is made of (`WindowPlanner._pieces`). Counted by the text of `started_at`
+    ('YYYY-MM-DDTHH:M' of a UTC 'Z' value), which costs a slice a conversation; other forms are
+    parsed."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, started: str | None) -> None:
+        if not started:
+            return
+        if started.endswith("Z") and started[13:14] == ":":
+            key = started[:15]
+        else:
+            moment = _parsed(started)
+            if moment is None:
+                return
+            key = isoformat(moment)[:15]
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def starts(self) -> dict[dt.datetime, int]:
+        """The counts by the moment their ten minutes begin (keys that do not parse: dropped)."""
+        out: dict[dt.datetime, int] = {}
+        for key, count in self.counts.items():
+            moment = _parsed(key + "0:00Z")
+            if moment is not None:
+                out[moment] = out.get(moment, 0) + count
+        return out
 
 
 class WindowPlanner:
@@ -155,6 +195,10 @@ class WindowPlanner:
         self._waved = False
         self._counts: dict[tuple[dt.datetime, dt.datetime], int] = {}  # complete windows
         self._parts: dict[tuple[dt.datetime, dt.datetime], list[int]] = {}  # [parts left, count]
+        # Complete windows by ten minutes (`_pieces`), kept while a profile may still use them:
+        self._buckets: dict[tuple[dt.datetime, dt.datetime], dict[dt.datetime, int]] = {}
+        self._pieced: dict[tuple[dt.datetime, dt.datetime], list[_Piece]] = {}
+        self._numbers: dict[tuple[dt.datetime, dt.datetime], int] = {}  # their plan order
 
     @property
     def exhausted(self) -> bool:
@@ -228,6 +272,7 @@ class WindowPlanner:
         return self._append(Window(self._cursor, end, rate * (end - self._cursor).total_seconds()))
 
     def _append(self, window: Window) -> Window:
+        self._numbers[_key(window)] = len(self._planned)
         self._planned.append(window)
         self._cursor = window.end
         return window
@@ -282,8 +327,9 @@ class WindowPlanner:
 
     def _profile(self, known: int) -> object:
         """The last day of complete windows up to `known`: `[(start, end, rate), ...]` in time
-        order; None if they span less than a day within `RATE_DAY_WINDOWS`; `_WAIT` while one
-        of them is not complete."""
+        order, each window by ten minutes where it is at most a day long (`_pieces`); None if
+        they span less than a day within `RATE_DAY_WINDOWS`; `_WAIT` while one of them is not
+        complete."""
         day: list[tuple[dt.datetime, dt.datetime, float]] = []
         day_start = self._planned[known].end - DAY
         for i in range(known, max(-1, known - RATE_DAY_WINDOWS), -1):
@@ -291,11 +337,39 @@ class WindowPlanner:
             counted = self._counts.get(_key(window))
             if counted is None:
                 return _WAIT
-            length = max((window.end - window.start).total_seconds(), 1e-6)
-            day.append((window.start, window.end, counted / length))
+            day.extend(reversed(self._pieces(window, counted)))
             if window.start <= day_start:
                 return day[::-1]
         return None
+
+    def _pieces(self, window: Window, count: int) -> list[_Piece]:
+        """A complete window as pieces of constant rate: by ten minutes of the clock, from when
+        its conversations started (`BucketCounter`), for a window of at most a day; else its
+        average.
+
+        A day's profile made of whole windows took each at its average rate: the first day's
+        part from 18:38 to midnight averaged a contact centre's evening with its night, so the
+        final wave's window that ended at 19:11 held 419 conversations for a share of 338 and
+        spilled onto a fifth page, one round trip after the rest (busy_diurnal 2.5 s -> 2.3 s).
+        """
+        cached = self._pieced.get(_key(window))
+        if cached is not None:
+            return cached
+        buckets = self._buckets.get(_key(window))
+        length = max((window.end - window.start).total_seconds(), 1e-6)
+        if buckets is None or not profiled(window):
+            return [(window.start, window.end, count / length)]
+        step = dt.timedelta(seconds=BUCKET_SECONDS)
+        pieces: list[_Piece] = []
+        at = window.start
+        while at < window.end:
+            begins = at.replace(minute=at.minute - at.minute % 10, second=0, microsecond=0)
+            until = min(window.end, begins + step)
+            seconds = max((until - at).total_seconds(), 1e-6)
+            pieces.append((at, until, buckets.get(begins, 0) / seconds))
+            at = until
+        self._pieced[_key(window)] = pieces
+        return pieces
 
     def _rate_upto(self, last: int, ahead: int = -1) -> float | None:
         """Conversations per second measured up to window `last` (plan order); None while a
@@ -344,12 +418,9 @@ class WindowPlanner:
         profile = self._profile(known)
         if profile is None or profile is _WAIT:
             return 0.0 if profile is None else _WAIT
-        pieces = _segments(
-            t.cast("list[tuple[dt.datetime, dt.datetime, float]]", profile),
-            start,
-            start + dt.timedelta(seconds=seconds),
-        )
-        return _expected_count(pieces) / max(seconds, 1e-6)
+        end = start + dt.timedelta(seconds=seconds)
+        expected = _expected_between(t.cast("list[_Piece]", profile), start, end)
+        return expected / max(seconds, 1e-6)
 
     def recent_rate(self, upto: Window) -> float | None:
         """The rate (`_rate_upto`) measured over complete windows in plan order that end by
@@ -360,16 +431,38 @@ class WindowPlanner:
                 return self._rate_upto(i)
         return None
 
-    def finished(self, window: Window, count: int) -> None:
-        """A window (or a part of one) is complete with `count` conversations."""
+    def finished(
+        self, window: Window, count: int, buckets: dict[dt.datetime, int] | None = None
+    ) -> None:
+        """A window (or a part of one) is complete with `count` conversations (`buckets`:
+        when they started, `BucketCounter.starts`)."""
         self._counts[_key(window)] = count
+        if buckets is not None:
+            self._buckets[_key(window)] = buckets
+            self._forget_buckets()
         if window.parent is not None:
             key = _key(window.parent)
             left = self._parts[key]
             left[0] -= 1
             left[1] += count
+            if buckets is not None:
+                merged = self._buckets.setdefault(key, {})
+                for bucket, n in buckets.items():
+                    merged[bucket] = merged.get(bucket, 0) + n
             if left[0] == 0:
                 self._counts[key] = left[1]
+
+    def _forget_buckets(self) -> None:
+        """Drop the ten-minute counts of windows no profile can use any more: a profile is
+        made of at most `RATE_DAY_WINDOWS` windows up to one `lag` behind the newest planned
+        (`_profile`), and that only moves on. By plan order, so what is kept does not depend
+        on which result arrives first."""
+        oldest = len(self._planned) - 2 - self._lag - RATE_DAY_WINDOWS
+        if oldest <= 0 or len(self._buckets) <= 2 * (RATE_DAY_WINDOWS + self._lag):
+            return
+        for key in [k for k in self._buckets if self._numbers.get(k, oldest) < oldest]:
+            del self._buckets[key]
+            self._pieced.pop(key, None)
 
     def should_split(self, window: Window) -> bool:
         """Asked when `window`'s first page is full and more pages follow."""
@@ -469,6 +562,7 @@ def _time_order_cuts(
 
 
 _WAIT = object()  # `_rate_day_before`, `_final_wave`: a result it needs is not in yet
+_Piece = tuple[dt.datetime, dt.datetime, float]  # a stretch of time at a constant rate
 
 
 def _segments(
@@ -496,6 +590,20 @@ def _segments(
 def _expected_count(segments: list[tuple[dt.datetime, dt.datetime, float]]) -> float:
     """How many conversations `segments` (pieces of constant rate) are expected to hold."""
     return sum(rate * (b - a).total_seconds() for a, b, rate in segments)
+
+
+def _expected_between(profile: list[_Piece], start: dt.datetime, end: dt.datetime) -> float:
+    """What `profile` (its last day, repeated: `_segments`) expects in `[start, end)`: whole
+    days at the day's total, only the rest piece by piece. Piece by piece throughout, a window
+    of months sized through empty time walked a day's 144 ten-minute pieces per day of it,
+    each time the planner was asked (sparse benchmark: 0.5 s of CPU)."""
+    days = (end - start) // DAY
+    if days:
+        day_end = profile[-1][1]
+        per_day = _expected_count(_segments(profile, day_end - DAY, day_end))
+        start += days * DAY
+        return days * per_day + _expected_count(_segments(profile, start, end))
+    return _expected_count(_segments(profile, start, end))
 
 
 def _equal_shares(
