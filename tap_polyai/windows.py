@@ -350,7 +350,8 @@ class WindowPlanner:
         A day's profile made of whole windows took each at its average rate: the first day's
         part from 18:38 to midnight averaged a contact centre's evening with its night, so the
         final wave's window that ended at 19:11 held 419 conversations for a share of 338 and
-        spilled onto a fifth page, one round trip after the rest (busy_diurnal 2.5 s -> 2.3 s).
+        spilled onto a fifth page, one round trip after the rest (busy_diurnal: 8 round trips
+        -> 7, 2.80 -> 2.58 s).
         """
         cached = self._pieced.get(_key(window))
         if cached is not None:
