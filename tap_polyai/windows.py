@@ -438,7 +438,7 @@ class WindowPlanner:
         """A window (or a part of one) is complete with `count` conversations (`buckets`:
         when they started, `BucketCounter.starts`)."""
         self._counts[_key(window)] = count
-        if buckets is not None:
+        if buckets is not None and _key(window) in self._numbers:  # a window of the plan
             self._buckets[_key(window)] = buckets
             self._forget_buckets()
         if window.parent is not None:
@@ -446,7 +446,7 @@ class WindowPlanner:
             left = self._parts[key]
             left[0] -= 1
             left[1] += count
-            if buckets is not None:
+            if buckets is not None and key in self._numbers:  # the parts of a planned window
                 merged = self._buckets.setdefault(key, {})
                 for bucket, n in buckets.items():
                     merged[bucket] = merged.get(bucket, 0) + n
@@ -461,7 +461,7 @@ class WindowPlanner:
         oldest = len(self._planned) - 2 - self._lag - RATE_DAY_WINDOWS
         if oldest <= 0 or len(self._buckets) <= 2 * (RATE_DAY_WINDOWS + self._lag):
             return
-        for key in [k for k in self._buckets if self._numbers.get(k, oldest) < oldest]:
+        for key in [k for k in self._buckets if self._numbers[k] < oldest]:
             del self._buckets[key]
             self._pieced.pop(key, None)
 
@@ -519,6 +519,7 @@ class WindowPlanner:
             # in the plan and each sizes a later window as soon as it is complete.
             self._planned = list(parts_)
             self._first_parts = len(parts_)
+            self._numbers = {_key(part): i for i, part in enumerate(parts_)}
         return parts_
 
 

@@ -553,6 +553,25 @@ def test_a_day_s_profile_follows_when_its_conversations_started() -> None:
     assert max(counted) - min(counted) <= 1
 
 
+def test_the_ten_minute_counts_are_kept_only_while_a_profile_can_use_them() -> None:
+    """A long dense backfill plans hundreds of windows; their counts by ten minutes are
+    dropped once no profile can reach back to them, so the planner's memory stays bounded."""
+    planner = WindowPlanner(T0, T0 + dt.timedelta(days=40), HOUR * 24, page_size=100)
+    per_hour = 600  # windows of well under an hour
+    in_flight: list[Window] = []
+    planned = 0
+    while not planner.exhausted or in_flight:
+        while (window := planner.next_window()) is not None:
+            in_flight.append(window)
+            planned += 1
+        done = in_flight.pop(0)
+        seconds = (done.end - done.start).total_seconds()
+        count = round(seconds / 3600 * per_hour)
+        planner.finished(done, count, {done.start: count})
+        assert len(planner._buckets) <= 2 * (96 + 8) + 8
+    assert planned > 500  # far more windows than are kept
+
+
 def test_conversations_are_counted_by_ten_minutes_of_utc() -> None:
     counter = BucketCounter()
     for started in (
