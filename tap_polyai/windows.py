@@ -89,7 +89,9 @@ PROFILE_SPAN = 7 * DAY  # a final wave spans at most this (a day's shape, repeat
 WAVE_SLACK = 1.25  # and the measured rate may expect this much more than the wave holds
 TIME_ORDER = 0.6  # a first page this rank-correlated with time is in time order (`split`)
 TIME_ORDER_MIN_PAGE = 20  # below this many conversations a page says nothing of the order
-BUCKET_SECONDS = 600  # a complete window's conversations are counted by ten minutes
+# A complete window's conversations are counted by ten minutes: what the 'YYYY-MM-DDTHH:M'
+# prefix of a `started_at` names (`BucketCounter`), so this is not a setting to tune.
+BUCKET_SECONDS = 600
 
 
 def profiled(window: Window) -> bool:
