@@ -14,7 +14,7 @@ figure) and computes:
 - round trips within the read-ahead budget: the same, but pages of a window after the one being
   written wait in memory (checkpoint order), and a window other than that one fetches a page
   only while the pages held and in flight stay within `max_buffer_mb` (the tap's rule,
-  `fetcher.py`; a page is charged 3x its JSON bytes, as there);
+  `fetcher.py`; a page is charged as there, `DECODED_BYTES_PER_JSON_BYTE`);
 - the peak of pages held ahead of the writer without a budget (what holding the pool full
   would take).
 Then it runs the tap once on the same server: its requests, and its wall time at 250 ms a page.
@@ -51,10 +51,10 @@ from benchmarks.run import (
     iso,
     project_ids,
 )
+from tap_polyai.fetcher import DECODED_BYTES_PER_JSON_BYTE
 
 SLOTS = 8  # the tap's default max_concurrency
 BUDGET = 64 << 20  # and max_buffer_mb
-CHARGE = 3  # DECODED_BYTES_PER_JSON_BYTE
 CASES: dict[str, Scenario] = {
     "busy": SCENARIOS["busy"],
     "busy_diurnal": SCENARIOS["busy_diurnal"],
@@ -134,7 +134,8 @@ def probe(s: Scenario, workdir: Path) -> None:
             headers={"x-api-key": KEY},
             timeout=60,
         )
-        per_page = len(sample.content) * CHARGE
+        sample.raise_for_status()
+        per_page = len(sample.content) * DECODED_BYTES_PER_JSON_BYTE
         chains, data_pages, total = [], 0, 0
         for project in project_ids(s):
             counts = window_counts(server.url, project, start, SLOTS)

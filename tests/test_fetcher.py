@@ -18,7 +18,13 @@ import pytest
 
 from tap_polyai.fetcher import DECODED_BYTES_PER_JSON_BYTE, Fetcher
 from tap_polyai.pool import GROW_AFTER, AdaptivePool
-from tap_polyai.windows import BucketCounter, Window, WindowPlanner, isoformat
+from tap_polyai.windows import (
+    RATE_DAY_WINDOWS,
+    BucketCounter,
+    Window,
+    WindowPlanner,
+    isoformat,
+)
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 HOUR = dt.timedelta(hours=1)
@@ -568,7 +574,7 @@ def test_the_ten_minute_counts_are_kept_only_while_a_profile_can_use_them() -> N
         seconds = (done.end - done.start).total_seconds()
         count = round(seconds / 3600 * per_hour)
         planner.finished(done, count, {done.start: count})
-        assert len(planner._buckets) <= 2 * (96 + 8) + 8
+        assert len(planner._buckets) <= 2 * (RATE_DAY_WINDOWS + 8) + 8  # lag 8: the default
     assert planned > 500  # far more windows than are kept
 
 
